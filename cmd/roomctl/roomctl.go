@@ -1,0 +1,322 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/atriumroom/atrium/daemon/apiv1"
+	"github.com/atriumroom/atrium/daemon/client"
+)
+
+const usageText = `usage: roomctl [flags] COMMAND
+
+Commands:
+  status      show the room, roomd and meeting state
+  devices     list cameras, microphones, speakers and codecs
+  join URL    join the meeting at URL (leaves the current one first)
+  leave       leave the current meeting (succeeds when there is none)
+  events      follow roomd's events until interrupted
+
+Exit codes: 0 success, 1 roomd refused or failed the request,
+2 usage error, 3 roomd not reachable.
+
+Flags:
+`
+
+type app struct {
+	out, errOut io.Writer
+	json        bool
+	client      *client.Client
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("roomctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usageText)
+		fs.PrintDefaults()
+	}
+	socket := fs.String("socket", envOr(getenv, "ATRIUM_SOCKET", "/run/atrium/roomd.sock"), "roomd's unix socket ($ATRIUM_SOCKET)")
+	baseURL := fs.String("url", getenv("ATRIUM_URL"), "reach roomd over HTTP at this base URL instead of the socket ($ATRIUM_URL)")
+	tokenFile := fs.String("token-file", "", "file holding the bearer token, for -url on a non-loopback listener")
+	asJSON := fs.Bool("json", false, "print JSON (one object per line for events)")
+	timeout := fs.Duration("timeout", 30*time.Second, "give up on a request after this long (not for events)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+
+	a := &app{out: stdout, errOut: stderr, json: *asJSON}
+	if *baseURL != "" {
+		token := ""
+		if *tokenFile != "" {
+			b, err := os.ReadFile(*tokenFile)
+			if err != nil {
+				fmt.Fprintln(stderr, "roomctl:", err)
+				return exitUsage
+			}
+			token = strings.TrimSpace(string(b))
+		}
+		a.client = client.NewHTTP(*baseURL, token)
+	} else {
+		a.client = client.NewUnix(*socket)
+	}
+	defer a.client.Close()
+
+	cmd, cmdArgs := rest[0], rest[1:]
+	if cmd != "events" {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *timeout)
+		defer cancel()
+	}
+	var err error
+	switch cmd {
+	case "status":
+		err = a.status(ctx, cmdArgs)
+	case "devices":
+		err = a.devices(ctx, cmdArgs)
+	case "join":
+		err = a.join(ctx, cmdArgs)
+	case "leave":
+		err = a.leave(ctx, cmdArgs)
+	case "events":
+		err = a.events(ctx, cmdArgs)
+	default:
+		fmt.Fprintf(stderr, "roomctl: unknown command %q\n", cmd)
+		fs.Usage()
+		return exitUsage
+	}
+	return a.exitCode(err)
+}
+
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func (a *app) exitCode(err error) int {
+	var p *apiv1.Problem
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(a.errOut, "roomctl:", err)
+		return exitUsage
+	case errors.As(err, &p):
+		if a.json {
+			_ = json.NewEncoder(a.out).Encode(p)
+		}
+		fmt.Fprintf(a.errOut, "roomctl: %s\n", p.Error())
+		return exitRefused
+	case errors.Is(err, client.ErrUnreachable):
+		fmt.Fprintf(a.errOut, "roomctl: %v\n(is roomd running? use -socket or -url to point elsewhere)\n", err)
+		return exitUnreachable
+	case errors.Is(err, context.Canceled):
+		return exitOK // interrupted by the user while following events
+	}
+	fmt.Fprintln(a.errOut, "roomctl:", err)
+	return exitRefused
+}
+
+func noArgs(args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, args)
+	}
+	return nil
+}
+
+func (a *app) status(ctx context.Context, args []string) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	st, err := a.client.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return json.NewEncoder(a.out).Encode(st)
+	}
+	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Room:\t%s\n", st.Room)
+	fmt.Fprintf(tw, "roomd:\t%s, version %s, up %s\n", st.State, st.Version, time.Since(st.StartedAt).Round(time.Second))
+	fmt.Fprintf(tw, "Meeting:\t%s\n", describeMeeting(st.Meeting))
+	fmt.Fprintf(tw, "Devices:\t%s\n", summarizeDevices(st.Devices))
+	return tw.Flush()
+}
+
+func describeMeeting(m apiv1.Meeting) string {
+	s := string(m.State)
+	if m.URL != "" {
+		s += " " + m.URL
+	}
+	if m.Provider != "" {
+		s += " via " + m.Provider
+	}
+	if m.Reason != "" {
+		s += " (" + m.Reason + ")"
+	}
+	return s
+}
+
+func summarizeDevices(devs []apiv1.Device) string {
+	if len(devs) == 0 {
+		return "none"
+	}
+	byKind := map[apiv1.DeviceKind][]string{}
+	for _, d := range devs {
+		name := d.Name
+		if d.Simulated {
+			name += " (simulated)"
+		}
+		byKind[d.Kind] = append(byKind[d.Kind], name)
+	}
+	kinds := make([]string, 0, len(byKind))
+	for k := range byKind {
+		kinds = append(kinds, string(k))
+	}
+	sort.Strings(kinds)
+	parts := make([]string, 0, len(kinds))
+	for _, k := range kinds {
+		parts = append(parts, k+": "+strings.Join(byKind[apiv1.DeviceKind(k)], ", "))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (a *app) devices(ctx context.Context, args []string) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	devs, err := a.client.Devices(ctx)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return json.NewEncoder(a.out).Encode(apiv1.DeviceList{Devices: devs})
+	}
+	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KIND\tID\tNAME\tDRIVER\tCAPABILITIES")
+	for _, d := range devs {
+		driver := d.Driver
+		if d.Simulated {
+			driver += " (simulated)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.Kind, d.ID, d.Name, driver, capabilities(d))
+	}
+	return tw.Flush()
+}
+
+func capabilities(d apiv1.Device) string {
+	var parts []string
+	if n := len(d.VideoModes); n > 0 {
+		m := d.VideoModes[0]
+		s := fmt.Sprintf("%dx%d@%d %s", m.Width, m.Height, m.FPS, m.PixelFormat)
+		if n > 1 {
+			s += fmt.Sprintf(" +%d modes", n-1)
+		}
+		parts = append(parts, s)
+	}
+	if n := len(d.AudioFormats); n > 0 {
+		var fs []string
+		for _, f := range d.AudioFormats {
+			fs = append(fs, fmt.Sprintf("%d Hz/%dch", f.SampleRate, f.Channels))
+		}
+		parts = append(parts, strings.Join(fs, ", "))
+	}
+	for _, c := range d.Codecs {
+		s := c.Codec
+		if c.Hardware {
+			s += " (hw)"
+		}
+		parts = append(parts, s)
+	}
+	if n := len(d.Controls); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d controls", n))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (a *app) join(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%w: join takes exactly one URL", errUsage)
+	}
+	m, err := a.client.Join(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	return a.printMeeting(m)
+}
+
+func (a *app) leave(ctx context.Context, args []string) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	m, err := a.client.Leave(ctx)
+	if err != nil {
+		return err
+	}
+	return a.printMeeting(m)
+}
+
+func (a *app) printMeeting(m apiv1.Meeting) error {
+	if a.json {
+		return json.NewEncoder(a.out).Encode(m)
+	}
+	_, err := fmt.Fprintf(a.out, "Meeting: %s\n", describeMeeting(m))
+	return err
+}
+
+func (a *app) events(ctx context.Context, args []string) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	err := a.client.Events(ctx, func(ev apiv1.Event) error {
+		if a.json {
+			return json.NewEncoder(a.out).Encode(ev)
+		}
+		_, err := fmt.Fprintf(a.out, "%s  %-15s %s\n", ev.Time.Local().Format("15:04:05.000"), ev.Type, describeEvent(ev))
+		return err
+	})
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: the event stream ended (roomd stopped?)", client.ErrUnreachable)
+	}
+	return err
+}
+
+func describeEvent(ev apiv1.Event) string {
+	switch ev.Type {
+	case apiv1.EventStatus:
+		var st apiv1.Status
+		if json.Unmarshal(ev.Data, &st) == nil {
+			return fmt.Sprintf("room %q, roomd %s, meeting %s, %d devices", st.Room, st.State, describeMeeting(st.Meeting), len(st.Devices))
+		}
+	case apiv1.EventMeetingState:
+		var m apiv1.Meeting
+		if json.Unmarshal(ev.Data, &m) == nil {
+			return describeMeeting(m)
+		}
+	case apiv1.EventDeviceAdded, apiv1.EventDeviceRemoved, apiv1.EventDeviceChanged:
+		var d apiv1.Device
+		if json.Unmarshal(ev.Data, &d) == nil {
+			return fmt.Sprintf("%s %s (%s)", d.Kind, d.ID, d.Name)
+		}
+	}
+	return string(ev.Data)
+}

@@ -1,0 +1,298 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/atriumroom/atrium/daemon/apiv1"
+	"github.com/atriumroom/atrium/daemon/events"
+	"github.com/atriumroom/atrium/daemon/meeting"
+	"github.com/atriumroom/atrium/hal"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// testCamera is a HAL device with capabilities, to check their conversion.
+type testCamera struct{}
+
+func (testCamera) Info() hal.Info {
+	return hal.Info{ID: "test:cam", Kind: hal.KindCamera, Name: "Test camera", Driver: "test", Simulated: true}
+}
+func (testCamera) Modes() []hal.VideoMode {
+	return []hal.VideoMode{{Width: 640, Height: 360, FPS: 30, Format: hal.PixelI420}}
+}
+func (testCamera) Controls() []hal.Control {
+	return []hal.Control{{ID: hal.CtrlZoom, Name: "Zoom", Type: hal.ControlInt, Min: 100, Max: 400, Step: 1, Default: 100, Value: 150}}
+}
+func (testCamera) SetControl(context.Context, hal.ControlID, int64) error { return nil }
+func (testCamera) Open(context.Context, hal.VideoMode) (hal.VideoStream, error) {
+	return nil, hal.ErrUnsupportedMode
+}
+
+type testBackend struct {
+	engine *meeting.Engine
+	bus    *events.Bus
+}
+
+func (b *testBackend) Status() apiv1.Status {
+	return apiv1.Status{Room: "Test Room", State: apiv1.DaemonReady, Meeting: b.engine.State(), Devices: ConvertDevices(b.Devices())}
+}
+func (b *testBackend) Devices() []hal.Device { return []hal.Device{testCamera{}} }
+func (b *testBackend) Join(ctx context.Context, u string) (apiv1.Meeting, error) {
+	return b.engine.Join(ctx, u)
+}
+func (b *testBackend) Leave(ctx context.Context) (apiv1.Meeting, error) { return b.engine.Leave(ctx) }
+func (b *testBackend) Subscribe(ctx context.Context) <-chan apiv1.Event {
+	return b.bus.Subscribe(ctx)
+}
+
+func newTestServer(t *testing.T, access Access, token string) (*httptest.Server, *testBackend) {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	bus := events.New(logger, time.Now)
+	b := &testBackend{bus: bus}
+	b.engine = meeting.NewEngine(logger, time.Now, func(m apiv1.Meeting) { _ = bus.Publish(apiv1.EventMeetingState, m) })
+	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ui:"+r.URL.Path) })
+	ts := httptest.NewServer(New(logger, b, ui, token).Handler(access))
+	t.Cleanup(ts.Close)
+	return ts, b
+}
+
+type result struct {
+	status  int
+	ctype   string
+	body    string
+	problem apiv1.Problem
+}
+
+func call(t *testing.T, ts *httptest.Server, method, path, ctype, body string, hdr ...string) result {
+	t.Helper()
+	req, err := http.NewRequest(method, ts.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1] // the client ignores a Host header
+			continue
+		}
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	r := result{status: resp.StatusCode, ctype: resp.Header.Get("Content-Type"), body: string(data)}
+	if r.ctype == "application/problem+json" {
+		if err := json.Unmarshal(data, &r.problem); err != nil {
+			t.Fatalf("problem body %q: %v", data, err)
+		}
+		if r.problem.Status != r.status || r.problem.Title == "" || r.problem.Type == "" {
+			t.Errorf("incomplete problem body: %+v", r.problem)
+		}
+	}
+	return r
+}
+
+func TestEndpoints(t *testing.T) {
+	ts, _ := newTestServer(t, AccessLocal, "")
+
+	r := call(t, ts, "GET", "/api/v1/status", "", "")
+	var st apiv1.Status
+	if r.status != 200 || json.Unmarshal([]byte(r.body), &st) != nil || st.Room != "Test Room" || st.Meeting.State != apiv1.MeetingIdle {
+		t.Fatalf("status: %d %s", r.status, r.body)
+	}
+
+	r = call(t, ts, "GET", "/api/v1/devices", "", "")
+	var dl apiv1.DeviceList
+	if r.status != 200 || json.Unmarshal([]byte(r.body), &dl) != nil || len(dl.Devices) != 1 {
+		t.Fatalf("devices: %d %s", r.status, r.body)
+	}
+	d := dl.Devices[0]
+	if d.Kind != apiv1.KindCamera || len(d.VideoModes) != 1 || d.VideoModes[0].PixelFormat != "I420" || len(d.Controls) != 1 || d.Controls[0].Value != 150 {
+		t.Errorf("device conversion: %+v", d)
+	}
+
+	r = call(t, ts, "POST", "/api/v1/meeting/leave", "", "")
+	if r.status != 200 || !strings.Contains(r.body, `"idle"`) {
+		t.Errorf("leave when idle: %d %s", r.status, r.body)
+	}
+
+	r = call(t, ts, "GET", "/api/v1/openapi.json", "", "")
+	if r.status != 200 || !strings.Contains(r.body, `"openapi"`) {
+		t.Errorf("openapi: %d", r.status)
+	}
+
+	r = call(t, ts, "GET", "/", "", "")
+	if r.body != "ui:/" {
+		t.Errorf("UI not mounted at /: %q", r.body)
+	}
+}
+
+func TestJoinInput(t *testing.T) {
+	ts, _ := newTestServer(t, AccessLocal, "")
+	const join = "/api/v1/meeting/join"
+	const js = "application/json"
+	cases := []struct {
+		name, ctype, body string
+		status            int
+		typ, field, want  string
+	}{
+		{"no provider", js, `{"url":"https://meet.example.com/room/42"}`, 422, apiv1.ProblemNoProvider, "url", "meet.example.com"},
+		{"invalid URL", js, `{"url":"not a url"}`, 400, apiv1.ProblemInvalidURL, "url", "spaces"},
+		{"relative URL", js, `{"url":"/room/42"}`, 400, apiv1.ProblemInvalidURL, "url", "absolute"},
+		{"empty URL", js, `{"url":""}`, 400, apiv1.ProblemInvalidURL, "url", "required"},
+		{"too long URL", js, `{"url":"https://x.example/` + strings.Repeat("a", 3000) + `"}`, 400, apiv1.ProblemInvalidURL, "url", "at most"},
+		{"malformed", js, `{"url":`, 400, apiv1.ProblemBadRequest, "", "ends early"},
+		{"syntax", js, `{"url" "x"}`, 400, apiv1.ProblemBadRequest, "", "byte"},
+		{"unknown field", js, `{"url":"https://a.example/","pin":"1"}`, 400, apiv1.ProblemBadRequest, "pin", "unknown field"},
+		{"wrong type", js, `{"url":42}`, 400, apiv1.ProblemBadRequest, "url", "must be string"},
+		{"trailing data", js, `{"url":"https://a.example/"} {}`, 400, apiv1.ProblemBadRequest, "", "after"},
+		{"empty body", js, ``, 400, apiv1.ProblemBadRequest, "", "empty"},
+		{"not JSON", "text/plain", `{"url":"https://a.example/"}`, 415, apiv1.ProblemUnsupportedMedia, "", "application/json"},
+		{"oversized", js, `{"url":"` + strings.Repeat("a", apiv1.MaxBodyBytes) + `"}`, 413, apiv1.ProblemTooLarge, "", "65536"},
+		{"huge", js, strings.Repeat(" ", 10<<20), 413, apiv1.ProblemTooLarge, "", "at most"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := call(t, ts, "POST", join, c.ctype, c.body)
+			if r.status != c.status || r.ctype != "application/problem+json" {
+				t.Fatalf("got %d %s %s", r.status, r.ctype, r.body)
+			}
+			if r.problem.Type != c.typ || r.problem.Field != c.field || !strings.Contains(r.problem.Detail, c.want) {
+				t.Errorf("problem %+v; want type %s field %q detail containing %q", r.problem, c.typ, c.field, c.want)
+			}
+			if r.problem.Instance != join {
+				t.Errorf("instance %q", r.problem.Instance)
+			}
+		})
+	}
+	// Nothing of the above may have changed the meeting.
+	r := call(t, ts, "GET", "/api/v1/status", "", "")
+	if !strings.Contains(r.body, `"state":"idle"`) {
+		t.Errorf("meeting state changed by rejected requests: %s", r.body)
+	}
+}
+
+func TestLeaveInput(t *testing.T) {
+	ts, _ := newTestServer(t, AccessLocal, "")
+	if r := call(t, ts, "POST", "/api/v1/meeting/leave", "application/json", `{}`); r.status != 200 {
+		t.Errorf("leave with {}: %d", r.status)
+	}
+	if r := call(t, ts, "POST", "/api/v1/meeting/leave", "application/json", `{"force":true}`); r.status != 400 || r.problem.Field != "force" {
+		t.Errorf("leave with unknown field: %d %+v", r.status, r.problem)
+	}
+}
+
+func TestRouting(t *testing.T) {
+	ts, _ := newTestServer(t, AccessLocal, "")
+	r := call(t, ts, "GET", "/api/v1/nope", "", "")
+	if r.status != 404 || r.problem.Type != apiv1.ProblemNotFound {
+		t.Errorf("unknown path: %d %+v", r.status, r.problem)
+	}
+	r = call(t, ts, "DELETE", "/api/v1/status", "", "")
+	if r.status != 405 || r.problem.Type != apiv1.ProblemMethodNotAllowed {
+		t.Errorf("wrong method: %d %+v", r.status, r.problem)
+	}
+	r = call(t, ts, "GET", "/api/v1/meeting/join", "", "")
+	if r.status != 405 || !strings.Contains(r.problem.Detail, "POST") {
+		t.Errorf("GET on join: %d %+v", r.status, r.problem)
+	}
+}
+
+func TestTokenAccess(t *testing.T) {
+	const token = "0123456789abcdef-secret"
+	ts, _ := newTestServer(t, AccessToken, token)
+	for _, path := range []string{"/api/v1/status", "/api/v1/events", "/"} {
+		r := call(t, ts, "GET", path, "", "")
+		if r.status != 401 || r.problem.Type != apiv1.ProblemUnauthorized {
+			t.Errorf("%s without token: %d", path, r.status)
+		}
+		if r := call(t, ts, "GET", path, "", "", "Authorization", "Bearer wrong-token"); r.status != 401 {
+			t.Errorf("%s with a wrong token: %d", path, r.status)
+		}
+	}
+	if r := call(t, ts, "GET", "/api/v1/status", "", "", "Authorization", "Bearer "+token); r.status != 200 {
+		t.Errorf("with token: %d", r.status)
+	}
+	// A server configured without a token never lets anyone in.
+	open, _ := newTestServer(t, AccessToken, "")
+	if r := call(t, open, "GET", "/api/v1/status", "", "", "Authorization", "Bearer "); r.status != 401 {
+		t.Errorf("empty token accepted: %d", r.status)
+	}
+}
+
+func TestLoopbackHostAndCrossSite(t *testing.T) {
+	ts, _ := newTestServer(t, AccessLoopback, "")
+	if r := call(t, ts, "GET", "/api/v1/status", "", ""); r.status != 200 {
+		t.Errorf("loopback host: %d", r.status)
+	}
+	if r := call(t, ts, "GET", "/api/v1/status", "", "", "Host", "attacker.example:8480"); r.status != 403 {
+		t.Errorf("rebinding host accepted: %d", r.status)
+	}
+	r := call(t, ts, "POST", "/api/v1/meeting/leave", "application/json", "{}", "Sec-Fetch-Site", "cross-site")
+	if r.status != 403 {
+		t.Errorf("cross-site POST accepted: %d", r.status)
+	}
+}
+
+func TestEventStream(t *testing.T) {
+	ts, b := newTestServer(t, AccessLocal, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/api/v1/events", nil)
+	resp, err := ts.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Fatalf("content type %q", ct)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	next := func() (string, apiv1.Event) {
+		var name string
+		for sc.Scan() {
+			line := sc.Text()
+			if v, ok := strings.CutPrefix(line, "event: "); ok {
+				name = v
+			}
+			if v, ok := strings.CutPrefix(line, "data: "); ok {
+				var ev apiv1.Event
+				if err := json.Unmarshal([]byte(v), &ev); err != nil {
+					t.Fatal(err)
+				}
+				return name, ev
+			}
+		}
+		t.Fatalf("stream ended: %v", sc.Err())
+		return "", apiv1.Event{}
+	}
+	name, ev := next()
+	var st apiv1.Status
+	if name != "status" || ev.Type != apiv1.EventStatus || json.Unmarshal(ev.Data, &st) != nil || st.Room != "Test Room" {
+		t.Fatalf("first event %s %+v", name, ev)
+	}
+	if err := b.bus.Publish(apiv1.EventMeetingState, apiv1.Meeting{State: apiv1.MeetingJoining}); err != nil {
+		t.Fatal(err)
+	}
+	name, ev = next()
+	if name != "meeting.state" || ev.Seq != 1 || !strings.Contains(string(ev.Data), "joining") {
+		t.Fatalf("second event %s %+v", name, ev)
+	}
+}

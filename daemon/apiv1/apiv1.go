@@ -1,0 +1,193 @@
+// Package apiv1 is the wire contract of roomd's local API, version 1.
+//
+// It holds only the JSON types exchanged between roomd, roomctl, the kiosk UI
+// and tests, so that clients can import the contract without importing the
+// daemon. It depends on the standard library alone; keep it that way.
+//
+// The same contract is described for non-Go clients by docs/openapi.json; a
+// test in package api checks that the two agree.
+package apiv1
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// BasePath prefixes every route of this API version.
+const BasePath = "/api/v1"
+
+// MaxBodyBytes bounds every request body the API accepts.
+const MaxBodyBytes = 64 << 10
+
+// DaemonState is where roomd is in its own lifecycle.
+type DaemonState string
+
+// Daemon states.
+const (
+	DaemonStarting DaemonState = "starting"
+	DaemonReady    DaemonState = "ready"
+	DaemonStopping DaemonState = "stopping"
+)
+
+// MeetingState is where the room is in a meeting's lifecycle.
+type MeetingState string
+
+// Meeting states. A meeting that ended (left or failed) is reported until the
+// next join, so that a person can read why the last one ended.
+const (
+	MeetingIdle         MeetingState = "idle"
+	MeetingJoining      MeetingState = "joining"
+	MeetingConnected    MeetingState = "connected"
+	MeetingReconnecting MeetingState = "reconnecting"
+	MeetingLeft         MeetingState = "left"
+	MeetingFailed       MeetingState = "failed"
+)
+
+// Status is the answer of GET /status and the first event of every stream.
+type Status struct {
+	Room      string      `json:"room"`
+	Version   string      `json:"version"`
+	BootID    string      `json:"bootId"` // new on every daemon start: a UI that sees it change reloads
+	StartedAt time.Time   `json:"startedAt"`
+	State     DaemonState `json:"state"`
+	Meeting   Meeting     `json:"meeting"`
+	Devices   []Device    `json:"devices"`
+}
+
+// Meeting describes the current or last meeting.
+type Meeting struct {
+	State    MeetingState `json:"state"`
+	URL      string       `json:"url,omitempty"`
+	Provider string       `json:"provider,omitempty"`
+	Reason   string       `json:"reason,omitempty"` // why a meeting failed or was left
+	Since    time.Time    `json:"since"`
+}
+
+// DeviceKind names a class of HAL device.
+type DeviceKind string
+
+// Device kinds.
+const (
+	KindCamera       DeviceKind = "camera"
+	KindMicrophone   DeviceKind = "microphone"
+	KindSpeaker      DeviceKind = "speaker"
+	KindVideoEncoder DeviceKind = "video-encoder"
+	KindVideoDecoder DeviceKind = "video-decoder"
+	KindAudioEncoder DeviceKind = "audio-encoder"
+	KindAudioDecoder DeviceKind = "audio-decoder"
+)
+
+// Device is one peripheral or codec known to the HAL.
+type Device struct {
+	ID        string     `json:"id"` // stable across reboots; config pins devices by it
+	Kind      DeviceKind `json:"kind"`
+	Name      string     `json:"name"`
+	Driver    string     `json:"driver"`
+	Simulated bool       `json:"simulated"`
+	// Capabilities depend on the kind; fields that do not apply are omitted.
+	VideoModes   []VideoMode   `json:"videoModes,omitempty"`
+	AudioFormats []AudioFormat `json:"audioFormats,omitempty"`
+	Codecs       []CodecCaps   `json:"codecs,omitempty"`
+	Controls     []Control     `json:"controls,omitempty"`
+}
+
+// VideoMode is one capture mode of a camera.
+type VideoMode struct {
+	Width       int    `json:"width"`
+	Height      int    `json:"height"`
+	FPS         int    `json:"fps"`
+	PixelFormat string `json:"pixelFormat"` // FourCC-style: I420, NV12, YUYV, MJPG, H264
+}
+
+// AudioFormat is one sample format of a microphone or speaker. Samples are
+// signed 16-bit, interleaved.
+type AudioFormat struct {
+	SampleRate int `json:"sampleRate"`
+	Channels   int `json:"channels"`
+}
+
+// CodecCaps describes what one codec device can do.
+type CodecCaps struct {
+	Codec       string `json:"codec"` // H264, VP8, VP9, Opus
+	MaxWidth    int    `json:"maxWidth,omitempty"`
+	MaxHeight   int    `json:"maxHeight,omitempty"`
+	MaxSessions int    `json:"maxSessions,omitempty"` // 0: no fixed limit
+	Hardware    bool   `json:"hardware"`
+}
+
+// Control is one adjustable setting of a device (brightness, zoom, ...).
+type Control struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Type    string `json:"type"` // int, bool, menu
+	Min     int64  `json:"min"`
+	Max     int64  `json:"max"`
+	Step    int64  `json:"step"`
+	Default int64  `json:"default"`
+	Value   int64  `json:"value"`
+}
+
+// DeviceList is the answer of GET /devices.
+type DeviceList struct {
+	Devices []Device `json:"devices"`
+}
+
+// JoinRequest is the body of POST /meeting/join.
+type JoinRequest struct {
+	URL string `json:"url"`
+}
+
+// EventType names the kind of an event on the stream.
+type EventType string
+
+// Event types. Data holds, per type: status → Status; meeting.state → Meeting;
+// device.added, device.removed, device.changed → Device.
+const (
+	EventStatus        EventType = "status"
+	EventMeetingState  EventType = "meeting.state"
+	EventDeviceAdded   EventType = "device.added"
+	EventDeviceRemoved EventType = "device.removed"
+	EventDeviceChanged EventType = "device.changed"
+)
+
+// Event is one message of GET /events, sent as a server-sent event whose
+// "event" field is Type, whose "id" field is Seq and whose data is this JSON.
+type Event struct {
+	Seq  uint64          `json:"seq"`
+	Type EventType       `json:"type"`
+	Time time.Time       `json:"time"`
+	Data json.RawMessage `json:"data"`
+}
+
+// Problem is an RFC 9457 problem details body (application/problem+json).
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// Field names the offending JSON field, when there is one.
+	Field string `json:"field,omitempty"`
+}
+
+// Problem type URIs. They are relative references, resolved against the API's
+// base, and documented in docs/API.md.
+const (
+	ProblemBadRequest       = "/api/v1/problems/bad-request"
+	ProblemInvalidURL       = "/api/v1/problems/invalid-url"
+	ProblemNoProvider       = "/api/v1/problems/no-provider"
+	ProblemUnauthorized     = "/api/v1/problems/unauthorized"
+	ProblemNotFound         = "/api/v1/problems/not-found"
+	ProblemMethodNotAllowed = "/api/v1/problems/method-not-allowed"
+	ProblemTooLarge         = "/api/v1/problems/too-large"
+	ProblemUnsupportedMedia = "/api/v1/problems/unsupported-media-type"
+	ProblemUnavailable      = "/api/v1/problems/unavailable"
+	ProblemInternal         = "/api/v1/problems/internal"
+)
+
+func (p *Problem) Error() string {
+	if p.Detail != "" {
+		return p.Title + ": " + p.Detail
+	}
+	return p.Title
+}

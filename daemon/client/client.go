@@ -1,0 +1,154 @@
+// Package client is a Go client for roomd's local API, over the unix socket
+// or HTTP. roomctl and the integration tests use it.
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/atriumroom/atrium/daemon/apiv1"
+)
+
+// ErrUnreachable means roomd could not be reached at all (not running, wrong
+// socket, no permission).
+var ErrUnreachable = errors.New("roomd is not reachable")
+
+// Client calls one roomd.
+type Client struct {
+	http  *http.Client
+	base  string
+	token string
+}
+
+// NewUnix returns a client for the unix socket at path.
+func NewUnix(path string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}
+	return &Client{http: &http.Client{Transport: tr}, base: "http://roomd"}
+}
+
+// NewHTTP returns a client for roomd at baseURL (e.g. http://127.0.0.1:8480),
+// sending token as a bearer token when it is not empty.
+func NewHTTP(baseURL, token string) *Client {
+	return &Client{http: &http.Client{}, base: strings.TrimRight(baseURL, "/"), token: token}
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// Status calls GET /status.
+func (c *Client) Status(ctx context.Context) (apiv1.Status, error) {
+	var st apiv1.Status
+	return st, c.do(ctx, http.MethodGet, "/status", nil, &st)
+}
+
+// Devices calls GET /devices.
+func (c *Client) Devices(ctx context.Context) ([]apiv1.Device, error) {
+	var l apiv1.DeviceList
+	return l.Devices, c.do(ctx, http.MethodGet, "/devices", nil, &l)
+}
+
+// Join calls POST /meeting/join.
+func (c *Client) Join(ctx context.Context, url string) (apiv1.Meeting, error) {
+	var m apiv1.Meeting
+	return m, c.do(ctx, http.MethodPost, "/meeting/join", apiv1.JoinRequest{URL: url}, &m)
+}
+
+// Leave calls POST /meeting/leave.
+func (c *Client) Leave(ctx context.Context) (apiv1.Meeting, error) {
+	var m apiv1.Meeting
+	return m, c.do(ctx, http.MethodPost, "/meeting/leave", nil, &m)
+}
+
+// Events follows GET /events, calling fn for each event until ctx is done,
+// the stream ends, or fn returns an error (which Events returns).
+func (c *Client) Events(ctx context.Context, fn func(apiv1.Event) error) error {
+	resp, err := c.send(ctx, http.MethodGet, "/events", nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue // id:, event:, retry: and comments repeat what data holds
+		}
+		var ev apiv1.Event
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			return fmt.Errorf("decode event: %w", err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read events: %w", err)
+	}
+	return io.EOF
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode response: %w", method, path, err)
+	}
+	return nil
+}
+
+// send performs a request and turns any non-2xx answer into *apiv1.Problem.
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: encode request: %w", method, path, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+apiv1.BasePath+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("%w: %v", ErrUnreachable, err)
+	}
+	if resp.StatusCode/100 == 2 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	p := &apiv1.Problem{Status: resp.StatusCode, Title: resp.Status}
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	_ = json.Unmarshal(data, p)
+	return nil, p
+}

@@ -1,0 +1,286 @@
+// Package config loads and validates roomd's TOML configuration.
+//
+// Loading is all-or-nothing: a file with an unknown key, a value of the wrong
+// type or a value out of range yields an error naming the key and its line,
+// and no Config. The daemon refuses to start on such an error rather than run
+// half-configured.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is where roomd looks for its configuration on a device.
+const DefaultPath = "/etc/atrium/roomd.toml"
+
+// Config is roomd's whole configuration.
+type Config struct {
+	Room   Room   `toml:"room"`
+	Daemon Daemon `toml:"daemon"`
+	API    API    `toml:"api"`
+	Log    Log    `toml:"log"`
+	HAL    HAL    `toml:"hal"`
+}
+
+// Room describes the room itself.
+type Room struct {
+	Name string `toml:"name"`
+}
+
+// Daemon holds process-level settings.
+type Daemon struct {
+	StateDir string `toml:"state_dir"`
+}
+
+// API configures the local API listeners.
+type API struct {
+	Socket      string   `toml:"socket"`
+	SocketGroup string   `toml:"socket_group"`
+	Listen      []string `toml:"listen"`
+	TokenFile   string   `toml:"token_file"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `toml:"level"`
+	Format string `toml:"format"`
+}
+
+// HAL configures device selection.
+type HAL struct {
+	Simulate  string    `toml:"simulate"`
+	Simulated Simulated `toml:"simulated"`
+}
+
+// Simulated configures the simulated devices.
+type Simulated struct {
+	CameraWidth  int      `toml:"camera_width"`
+	CameraHeight int      `toml:"camera_height"`
+	CameraFPS    int      `toml:"camera_fps"`
+	ToneHz       float64  `toml:"tone_hz"`
+	BeepInterval Duration `toml:"beep_interval"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("1s", "250ms").
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("not a duration (use e.g. \"500ms\", \"2s\"): %q", b)
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+//go:embed default.toml
+var defaultTOML []byte
+
+// DefaultTOML returns the commented default configuration file.
+func DefaultTOML() []byte { return bytes.Clone(defaultTOML) }
+
+// Default returns the built-in configuration, the one DefaultTOML spells out.
+func Default() *Config {
+	return &Config{
+		Room:   Room{Name: "Meeting Room"},
+		Daemon: Daemon{StateDir: "/var/lib/atrium"},
+		API: API{
+			Socket:      "/run/atrium/roomd.sock",
+			SocketGroup: "atrium",
+			Listen:      []string{"127.0.0.1:8480"},
+		},
+		Log: Log{Level: "info", Format: "auto"},
+		HAL: HAL{
+			Simulate: "auto",
+			Simulated: Simulated{
+				CameraWidth: 1280, CameraHeight: 720, CameraFPS: 30,
+				ToneHz: 440, BeepInterval: Duration{time.Second},
+			},
+		},
+	}
+}
+
+// Error is one problem found in a configuration file.
+type Error struct {
+	File string
+	Line int    // 0 when the problem has no single line (e.g. a missing key)
+	Key  string // dotted path, e.g. "api.listen"
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	if e.Key != "" {
+		fmt.Fprintf(&b, ": %s", e.Key)
+	}
+	fmt.Fprintf(&b, ": %s", e.Msg)
+	return b.String()
+}
+
+// Load reads and validates the file at path. It returns every problem it
+// finds, joined, so an operator can fix a file in one pass.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates data as if read from the file named name.
+func Parse(name string, data []byte) (*Config, error) {
+	cfg := Default()
+	// Lists replace the default rather than merge with it.
+	cfg.API.Listen = nil
+	md, err := toml.Decode(string(data), cfg)
+	if err != nil {
+		return nil, decodeError(name, data, err)
+	}
+	if !md.IsDefined("api", "listen") {
+		cfg.API.Listen = Default().API.Listen
+	}
+	loc := newLocator(data)
+	var errs []error
+	for _, k := range md.Undecoded() {
+		key := k.String()
+		errs = append(errs, &Error{File: name, Line: loc.line(key), Key: key, Msg: "unknown key"})
+	}
+	for _, fe := range cfg.validate() {
+		errs = append(errs, &Error{File: name, Line: loc.line(fe.key), Key: fe.key, Msg: fe.msg})
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+func decodeError(name string, data []byte, err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		return &Error{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
+	}
+	// Type mismatches come as plain errors that already carry the line and
+	// key in their text ("toml: line 3 (last key ...)"); keep that text.
+	msg := strings.TrimPrefix(err.Error(), "toml: ")
+	return fmt.Errorf("%s: %s", name, msg)
+}
+
+type fieldError struct{ key, msg string }
+
+func (c *Config) validate() []fieldError {
+	var errs []fieldError
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fieldError{key, fmt.Sprintf(format, args...)})
+	}
+	if strings.TrimSpace(c.Room.Name) == "" {
+		bad("room.name", "must not be empty")
+	} else if len(c.Room.Name) > 64 {
+		bad("room.name", "is %d bytes long; at most 64", len(c.Room.Name))
+	}
+	if c.Daemon.StateDir == "" || !filepath.IsAbs(c.Daemon.StateDir) && !strings.HasPrefix(c.Daemon.StateDir, ".") {
+		bad("daemon.state_dir", "must be an absolute path (or start with . for development), got %q", c.Daemon.StateDir)
+	}
+	if c.API.Socket != "" && !filepath.IsAbs(c.API.Socket) && !strings.HasPrefix(c.API.Socket, ".") {
+		bad("api.socket", "must be an absolute path (or start with . for development), got %q", c.API.Socket)
+	}
+	if len(c.API.Socket) > 100 {
+		// sun_path holds 108 bytes; leave room for the terminator.
+		bad("api.socket", "path is %d bytes long; a unix socket path must be under 100", len(c.API.Socket))
+	}
+	if c.API.Socket == "" && len(c.API.Listen) == 0 {
+		bad("api", "no listener: set api.socket or api.listen")
+	}
+	public := false
+	for _, addr := range c.API.Listen {
+		loopback, err := IsLoopbackAddr(addr)
+		if err != nil {
+			bad("api.listen", "%v", err)
+			continue
+		}
+		if !loopback {
+			public = true
+		}
+	}
+	if public && c.API.TokenFile == "" {
+		bad("api.token_file", "required because api.listen has an address that is not loopback: without a token anyone on the network could control the room")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be one of debug, info, warn, error; got %q", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "auto", "journal", "text", "json":
+	default:
+		bad("log.format", "must be one of auto, journal, text, json; got %q", c.Log.Format)
+	}
+	switch c.HAL.Simulate {
+	case "auto", "always", "never":
+	default:
+		bad("hal.simulate", "must be one of auto, always, never; got %q", c.HAL.Simulate)
+	}
+	s := c.HAL.Simulated
+	if s.CameraWidth < 16 || s.CameraWidth > 3840 || s.CameraWidth%2 != 0 {
+		bad("hal.simulated.camera_width", "must be an even number from 16 to 3840; got %d", s.CameraWidth)
+	}
+	if s.CameraHeight < 16 || s.CameraHeight > 2160 || s.CameraHeight%2 != 0 {
+		bad("hal.simulated.camera_height", "must be an even number from 16 to 2160; got %d", s.CameraHeight)
+	}
+	if s.CameraFPS < 1 || s.CameraFPS > 60 {
+		bad("hal.simulated.camera_fps", "must be from 1 to 60; got %d", s.CameraFPS)
+	}
+	if s.ToneHz < 20 || s.ToneHz > 20000 {
+		bad("hal.simulated.tone_hz", "must be from 20 to 20000; got %g", s.ToneHz)
+	}
+	if s.BeepInterval.Duration < 100*time.Millisecond || s.BeepInterval.Duration > time.Minute {
+		bad("hal.simulated.beep_interval", "must be from 100ms to 1m; got %s", s.BeepInterval)
+	}
+	return errs
+}
+
+// IsLoopbackAddr reports whether a host:port listen address binds only to
+// loopback. An empty host or an unspecified address binds everywhere.
+func IsLoopbackAddr(addr string) (bool, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("%q is not host:port: %w", addr, err)
+	}
+	if port == "" {
+		return false, fmt.Errorf("%q has no port", addr)
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	if host == "" {
+		return false, nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return false, fmt.Errorf("%q: host must be an IP address or localhost, so the bound interface is unambiguous", addr)
+	}
+	return ip.IsLoopback(), nil
+}
+
+// LoopbackURL returns an http URL for reaching a listen address locally.
+func LoopbackURL(addr string) string {
+	return (&url.URL{Scheme: "http", Host: addr, Path: "/"}).String()
+}

@@ -1,0 +1,403 @@
+// Package daemon wires roomd together. System has one slot per subsystem;
+// New fills them from the configuration and Run starts them under one root
+// context and stops them all when it ends. Decisions belong to the
+// subsystems' own packages: this one only connects them.
+//
+// Subsystems to come take their slots here as they land: the calendar
+// (issue 5), provisioning (provisioning/, issue 6) and OTA (ota/, issue 7).
+package daemon
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/atriumroom/atrium/daemon/api"
+	"github.com/atriumroom/atrium/daemon/apiv1"
+	"github.com/atriumroom/atrium/daemon/config"
+	"github.com/atriumroom/atrium/daemon/events"
+	"github.com/atriumroom/atrium/daemon/meeting"
+	"github.com/atriumroom/atrium/daemon/sdnotify"
+	"github.com/atriumroom/atrium/hal"
+	"github.com/atriumroom/atrium/hal/sim"
+)
+
+// ShutdownTimeout bounds a clean stop; systemd's stop timeout is longer, so
+// roomd always ends on its own terms.
+const ShutdownTimeout = 4 * time.Second
+
+// ReadyTimeout bounds the first device enumeration.
+const ReadyTimeout = 10 * time.Second
+
+// Deps are what the daemon takes from its environment.
+type Deps struct {
+	Logger   *slog.Logger
+	Now      func() time.Time
+	Notifier sdnotify.Notifier
+	// WatchdogInterval is how often to ping systemd's watchdog; 0 disables.
+	WatchdogInterval time.Duration
+	Version          string
+	// UI serves the kiosk; nil serves only the API.
+	UI http.Handler
+}
+
+// System is roomd: one slot per subsystem.
+type System struct {
+	Config  *config.Config
+	Deps    Deps
+	HAL     *hal.Registry
+	Sim     *sim.Driver // the simulated devices, present whatever hal.simulate says
+	Events  *events.Bus
+	Meeting *meeting.Engine
+	API     *api.Server
+
+	bootID    string
+	startedAt time.Time
+
+	mu    sync.Mutex
+	state apiv1.DaemonState
+}
+
+// New builds every subsystem from cfg. It starts nothing.
+func New(cfg *config.Config, deps Deps) (*System, error) {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	s := &System{
+		Config:    cfg,
+		Deps:      deps,
+		bootID:    newBootID(),
+		startedAt: deps.Now().UTC(),
+		state:     apiv1.DaemonStarting,
+	}
+	s.Events = events.New(deps.Logger.With("subsystem", "events"), deps.Now)
+
+	simCfg := cfg.HAL.Simulated
+	var err error
+	s.Sim, err = sim.New(sim.Config{
+		CameraWidth:  simCfg.CameraWidth,
+		CameraHeight: simCfg.CameraHeight,
+		CameraFPS:    simCfg.CameraFPS,
+		ToneHz:       simCfg.ToneHz,
+		BeepInterval: simCfg.BeepInterval.Duration,
+		Logger:       deps.Logger.With("subsystem", "hal", "driver", "sim"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("simulated devices: %w", err)
+	}
+	s.HAL, err = hal.NewRegistry(hal.RegistryOptions{
+		Simulated: s.Sim,
+		Mode:      hal.SimulationMode(cfg.HAL.Simulate),
+		Logger:    deps.Logger.With("subsystem", "hal"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("device registry: %w", err)
+	}
+
+	s.Meeting = meeting.NewEngine(deps.Logger.With("subsystem", "meeting"), deps.Now, s.meetingChanged)
+
+	var token string
+	if cfg.API.TokenFile != "" {
+		if token, err = readToken(cfg.API.TokenFile); err != nil {
+			return nil, err
+		}
+	}
+	s.API = api.New(deps.Logger.With("subsystem", "api"), s, deps.UI, token)
+	return s, nil
+}
+
+// Run starts every subsystem and blocks until ctx is done, then stops them
+// all and returns once every goroutine it started has ended. It returns an
+// error when a subsystem could not start or failed.
+func (s *System) Run(ctx context.Context) error {
+	log := s.Deps.Logger
+	s.notify("STATUS=Starting")
+	if err := os.MkdirAll(s.Config.Daemon.StateDir, 0o750); err != nil {
+		return fmt.Errorf("create state directory: %w", err)
+	}
+	listeners, err := s.listen()
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.HAL.Run(gctx) })
+	g.Go(func() error { return s.Meeting.Run(gctx) })
+	g.Go(func() error { s.forwardDeviceChanges(gctx); return nil })
+
+	var servers []*http.Server
+	for _, l := range listeners {
+		srv := &http.Server{
+			Handler:           s.API.Handler(l.access),
+			ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			// Event streams end with the root context, so Shutdown need not
+			// wait for them.
+			BaseContext: func(net.Listener) context.Context { return gctx },
+		}
+		servers = append(servers, srv)
+		g.Go(func() error {
+			if err := srv.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve %s: %w", l.name, err)
+			}
+			return nil
+		})
+		log.Info("API listening", "addr", l.name, "access", l.accessName())
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		s.setState(apiv1.DaemonStopping)
+		s.notify("STOPPING=1")
+		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(gctx), ShutdownTimeout)
+		defer cancel()
+		var errs []error
+		for _, srv := range servers {
+			if err := srv.Shutdown(shutCtx); err != nil {
+				errs = append(errs, fmt.Errorf("shut down API: %w", err))
+				_ = srv.Close()
+			}
+		}
+		return errors.Join(errs...)
+	})
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+			return nil
+		case <-s.HAL.Ready():
+		case <-time.After(ReadyTimeout):
+			return fmt.Errorf("devices not enumerated within %s", ReadyTimeout)
+		}
+		s.setState(apiv1.DaemonReady)
+		s.notify("READY=1\nSTATUS=" + s.statusLine())
+		log.Info("ready", "devices", len(s.HAL.Devices()), "startup", s.Deps.Now().Sub(s.startedAt).Round(time.Millisecond))
+		sdnotify.Watchdog(gctx, s.Deps.Notifier, s.Deps.WatchdogInterval, s.healthy, log)
+		return nil
+	})
+	err = g.Wait()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// Status implements api.Backend.
+func (s *System) Status() apiv1.Status {
+	s.mu.Lock()
+	state := s.state
+	s.mu.Unlock()
+	return apiv1.Status{
+		Room:      s.Config.Room.Name,
+		Version:   s.Deps.Version,
+		BootID:    s.bootID,
+		StartedAt: s.startedAt,
+		State:     state,
+		Meeting:   s.Meeting.State(),
+		Devices:   api.ConvertDevices(s.HAL.Devices()),
+	}
+}
+
+// Devices implements api.Backend.
+func (s *System) Devices() []hal.Device { return s.HAL.Devices() }
+
+// Join implements api.Backend.
+func (s *System) Join(ctx context.Context, rawURL string) (apiv1.Meeting, error) {
+	return s.Meeting.Join(ctx, rawURL)
+}
+
+// Leave implements api.Backend.
+func (s *System) Leave(ctx context.Context) (apiv1.Meeting, error) { return s.Meeting.Leave(ctx) }
+
+// Subscribe implements api.Backend.
+func (s *System) Subscribe(ctx context.Context) <-chan apiv1.Event { return s.Events.Subscribe(ctx) }
+
+func (s *System) meetingChanged(m apiv1.Meeting) {
+	if err := s.Events.Publish(apiv1.EventMeetingState, m); err != nil {
+		s.Deps.Logger.Error("publish meeting state", "err", err)
+	}
+	s.notify("STATUS=" + s.statusLine())
+}
+
+func (s *System) forwardDeviceChanges(ctx context.Context) {
+	for ch := range s.HAL.Subscribe(ctx) {
+		typ := map[hal.ChangeType]apiv1.EventType{
+			hal.ChangeAdded:   apiv1.EventDeviceAdded,
+			hal.ChangeRemoved: apiv1.EventDeviceRemoved,
+			hal.ChangeChanged: apiv1.EventDeviceChanged,
+		}[ch.Type]
+		info := ch.Device.Info()
+		s.Deps.Logger.Info("device "+string(ch.Type), "id", info.ID, "kind", info.Kind, "name", info.Name)
+		if err := s.Events.Publish(typ, api.ConvertDevice(ch.Device)); err != nil {
+			s.Deps.Logger.Error("publish device change", "err", err)
+		}
+		s.notify("STATUS=" + s.statusLine())
+	}
+}
+
+// statusLine is what `systemctl status roomd` shows.
+func (s *System) statusLine() string {
+	m := s.Meeting.State()
+	devs := s.HAL.Devices()
+	sim := 0
+	for _, d := range devs {
+		if d.Info().Simulated {
+			sim++
+		}
+	}
+	meetingPart := "idle"
+	switch m.State {
+	case apiv1.MeetingIdle:
+	case apiv1.MeetingFailed:
+		meetingPart = "last meeting failed: " + m.Reason
+	default:
+		meetingPart = fmt.Sprintf("meeting %s (%s)", m.State, m.URL)
+	}
+	return fmt.Sprintf("%s; %d devices (%d simulated)", meetingPart, len(devs), sim)
+}
+
+// healthy takes the locks every request path takes: if one is wedged it
+// blocks, the watchdog stops pinging, and systemd restarts roomd.
+func (s *System) healthy() bool {
+	_ = s.Status()
+	return true
+}
+
+func (s *System) setState(st apiv1.DaemonState) {
+	s.mu.Lock()
+	s.state = st
+	s.mu.Unlock()
+}
+
+func (s *System) notify(state string) {
+	if s.Deps.Notifier == nil {
+		return
+	}
+	if err := s.Deps.Notifier.Notify(state); err != nil {
+		s.Deps.Logger.Warn("notify systemd", "err", err)
+	}
+}
+
+type listener struct {
+	ln     net.Listener
+	name   string
+	access api.Access
+}
+
+func (l listener) accessName() string {
+	return [...]string{api.AccessLocal: "unix socket", api.AccessLoopback: "loopback", api.AccessToken: "token"}[l.access]
+}
+
+// listen opens every configured listener, or none: a daemon that cannot
+// take all its addresses does not start with some.
+func (s *System) listen() (_ []listener, err error) {
+	var out []listener
+	defer func() {
+		if err != nil {
+			for _, l := range out {
+				_ = l.ln.Close()
+			}
+		}
+	}()
+	if path := s.Config.API.Socket; path != "" {
+		ln, err := listenUnix(path, s.Config.API.SocketGroup, s.Deps.Logger)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, listener{ln: ln, name: "unix:" + path, access: api.AccessLocal})
+	}
+	for _, addr := range s.Config.API.Listen {
+		loopback, err := config.IsLoopbackAddr(addr)
+		if err != nil {
+			return nil, fmt.Errorf("api.listen: %w", err)
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		access := api.AccessToken
+		if loopback {
+			access = api.AccessLoopback
+		}
+		out = append(out, listener{ln: ln, name: ln.Addr().String(), access: access})
+	}
+	return out, nil
+}
+
+func listenUnix(path, group string, log *slog.Logger) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create socket directory: %w", err)
+	}
+	// A socket file left by a roomd that crashed blocks the bind; anything
+	// that is not a socket is someone else's file and stays.
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("listen on %s: the path exists and is not a socket", path)
+		}
+		if c, err := net.Dial("unix", path); err == nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("listen on %s: another roomd is serving it", path)
+		}
+		_ = os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("chmod %s: %w", path, err)
+	}
+	if group != "" {
+		if g, err := user.LookupGroup(group); err != nil {
+			log.Warn("socket group not found; only the owner can use the socket", "group", group, "socket", path)
+		} else if gid, err := strconv.Atoi(g.Gid); err == nil {
+			if err := os.Chown(path, -1, gid); err != nil {
+				log.Warn("could not give the socket to its group", "group", group, "err", err)
+			}
+		}
+	}
+	return ln, nil
+}
+
+// readToken reads the API token, refusing a file others can read: a leaked
+// token gives control of the room.
+func readToken(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("api.token_file: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("api.token_file %s: mode %04o lets others read it; chmod 600", path, fi.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("api.token_file: %w", err)
+	}
+	token := strings.TrimSpace(string(data))
+	if len(token) < 16 {
+		return "", fmt.Errorf("api.token_file %s: the token must be at least 16 characters", path)
+	}
+	return token, nil
+}
+
+func newBootID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
