@@ -26,11 +26,12 @@ const DefaultPath = "/etc/atrium/roomd.toml"
 
 // Config is roomd's whole configuration.
 type Config struct {
-	Room   Room   `toml:"room"`
-	Daemon Daemon `toml:"daemon"`
-	API    API    `toml:"api"`
-	Log    Log    `toml:"log"`
-	HAL    HAL    `toml:"hal"`
+	Room    Room    `toml:"room"`
+	Daemon  Daemon  `toml:"daemon"`
+	API     API     `toml:"api"`
+	Log     Log     `toml:"log"`
+	HAL     HAL     `toml:"hal"`
+	Meeting Meeting `toml:"meeting"`
 }
 
 // Room describes the room itself.
@@ -72,6 +73,41 @@ type Simulated struct {
 	BeepInterval Duration `toml:"beep_interval"`
 }
 
+// Meeting configures how the room joins meetings.
+type Meeting struct {
+	DisplayName     string      `toml:"display_name"`
+	SetupTimeout    Duration    `toml:"setup_timeout"`
+	MediaTimeout    Duration    `toml:"media_timeout"`
+	LeaveTimeout    Duration    `toml:"leave_timeout"`
+	RelayOnly       bool        `toml:"relay_only"`
+	MaxWidth        int         `toml:"max_width"`
+	MaxHeight       int         `toml:"max_height"`
+	MaxFPS          int         `toml:"max_fps"`
+	MaxVideoBitrate int         `toml:"max_video_bitrate"`
+	AudioBitrate    int         `toml:"audio_bitrate"`
+	ICEServers      []ICEServer `toml:"ice_servers"`
+	Janus           Janus       `toml:"janus"`
+}
+
+// ICEServer is a STUN or TURN server.
+type ICEServer struct {
+	URLs           []string `toml:"urls"`
+	Username       string   `toml:"username"`
+	CredentialFile string   `toml:"credential_file"`
+}
+
+// Janus configures the Janus VideoRoom provider.
+type Janus struct {
+	// Domains maps the host of a web meeting link to its Janus API, so a
+	// link a person opens in a browser also joins natively.
+	Domains map[string]JanusDomain `toml:"domains"`
+}
+
+// JanusDomain is one Janus deployment.
+type JanusDomain struct {
+	API string `toml:"api"`
+}
+
 // Duration is a time.Duration written as a Go duration string ("1s", "250ms").
 type Duration struct{ time.Duration }
 
@@ -111,6 +147,14 @@ func Default() *Config {
 				CameraWidth: 1280, CameraHeight: 720, CameraFPS: 30,
 				ToneHz: 440, BeepInterval: Duration{time.Second},
 			},
+		},
+		Meeting: Meeting{
+			SetupTimeout: Duration{15 * time.Second},
+			MediaTimeout: Duration{10 * time.Second},
+			LeaveTimeout: Duration{3 * time.Second},
+			MaxWidth:     1280, MaxHeight: 720, MaxFPS: 30,
+			MaxVideoBitrate: 1_500_000,
+			AudioBitrate:    32_000,
 		},
 	}
 }
@@ -253,6 +297,90 @@ func (c *Config) validate() []fieldError {
 	}
 	if s.BeepInterval.Duration < 100*time.Millisecond || s.BeepInterval.Duration > time.Minute {
 		bad("hal.simulated.beep_interval", "must be from 100ms to 1m; got %s", s.BeepInterval)
+	}
+	errs = append(errs, c.Meeting.validate()...)
+	return errs
+}
+
+func (m *Meeting) validate() []fieldError {
+	var errs []fieldError
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fieldError{"meeting." + key, fmt.Sprintf(format, args...)})
+	}
+	if len(m.DisplayName) > 64 {
+		bad("display_name", "is %d bytes long; at most 64", len(m.DisplayName))
+	}
+	durations := []struct {
+		key      string
+		d        time.Duration
+		min, max time.Duration
+	}{
+		{"setup_timeout", m.SetupTimeout.Duration, time.Second, 5 * time.Minute},
+		{"media_timeout", m.MediaTimeout.Duration, time.Second, 5 * time.Minute},
+		{"leave_timeout", m.LeaveTimeout.Duration, 100 * time.Millisecond, time.Minute},
+	}
+	for _, d := range durations {
+		if d.d < d.min || d.d > d.max {
+			bad(d.key, "must be from %s to %s; got %s", d.min, d.max, d.d)
+		}
+	}
+	if m.MaxWidth < 160 || m.MaxWidth > 3840 || m.MaxWidth%2 != 0 {
+		bad("max_width", "must be an even number from 160 to 3840; got %d", m.MaxWidth)
+	}
+	if m.MaxHeight < 90 || m.MaxHeight > 2160 || m.MaxHeight%2 != 0 {
+		bad("max_height", "must be an even number from 90 to 2160; got %d", m.MaxHeight)
+	}
+	if m.MaxFPS < 1 || m.MaxFPS > 60 {
+		bad("max_fps", "must be from 1 to 60; got %d", m.MaxFPS)
+	}
+	if m.MaxVideoBitrate < 100_000 || m.MaxVideoBitrate > 20_000_000 {
+		bad("max_video_bitrate", "must be from 100000 to 20000000 bits/s; got %d", m.MaxVideoBitrate)
+	}
+	if m.AudioBitrate < 6_000 || m.AudioBitrate > 510_000 {
+		bad("audio_bitrate", "must be from 6000 to 510000 bits/s (Opus); got %d", m.AudioBitrate)
+	}
+	relays := 0
+	for i, s := range m.ICEServers {
+		key := fmt.Sprintf("ice_servers[%d]", i)
+		if len(s.URLs) == 0 {
+			bad(key+".urls", "must list at least one stun:, turn: or turns: URL")
+		}
+		turn := false
+		for _, raw := range s.URLs {
+			scheme, _, _ := strings.Cut(raw, ":")
+			switch scheme {
+			case "stun", "stuns":
+			case "turn", "turns":
+				turn = true
+			default:
+				bad(key+".urls", "%q: scheme must be stun, stuns, turn or turns", raw)
+			}
+		}
+		if turn {
+			relays++
+			if s.Username == "" || s.CredentialFile == "" {
+				bad(key, "a TURN server needs username and credential_file")
+			}
+		}
+		if s.CredentialFile != "" && !filepath.IsAbs(s.CredentialFile) {
+			bad(key+".credential_file", "must be an absolute path; got %q", s.CredentialFile)
+		}
+	}
+	if m.RelayOnly && relays == 0 {
+		bad("relay_only", "needs at least one TURN server in meeting.ice_servers: without one no call can connect")
+	}
+	for host, d := range m.Janus.Domains {
+		key := fmt.Sprintf("janus.domains.%s.api", host)
+		u, err := url.Parse(d.API)
+		if err != nil || u.Host == "" {
+			bad(key, "must be an absolute URL such as wss://%s/janus; got %q", host, d.API)
+			continue
+		}
+		switch u.Scheme {
+		case "ws", "wss", "http", "https":
+		default:
+			bad(key, "scheme must be wss, ws, https or http; got %q", u.Scheme)
+		}
 	}
 	return errs
 }

@@ -86,6 +86,23 @@ camera_height = 2160
 camera_fps = 60
 tone_hz = 20000
 beep_interval = "100ms"
+[meeting]
+display_name = "Boardroom (3rd floor)"
+setup_timeout = "20s"
+media_timeout = "5s"
+leave_timeout = "1s"
+relay_only = true
+max_width = 1920
+max_height = 1080
+max_fps = 25
+max_video_bitrate = 2500000
+audio_bitrate = 48000
+[[meeting.ice_servers]]
+urls = ["turns:turn.example.com:5349", "turn:turn.example.com:3478?transport=tcp"]
+username = "room-17"
+credential_file = "/etc/atrium/turn-credential"
+[meeting.janus.domains."meet.example.com"]
+api = "wss://meet.example.com/janus"
 `
 	cfg, err := Parse("f.toml", []byte(in))
 	if err != nil {
@@ -99,6 +116,16 @@ beep_interval = "100ms"
 		HAL: HAL{Simulate: "never", Simulated: Simulated{
 			CameraWidth: 16, CameraHeight: 2160, CameraFPS: 60, ToneHz: 20000, BeepInterval: Duration{100 * time.Millisecond},
 		}},
+		Meeting: Meeting{
+			DisplayName:  "Boardroom (3rd floor)",
+			SetupTimeout: Duration{20 * time.Second}, MediaTimeout: Duration{5 * time.Second}, LeaveTimeout: Duration{time.Second},
+			RelayOnly: true, MaxWidth: 1920, MaxHeight: 1080, MaxFPS: 25, MaxVideoBitrate: 2_500_000, AudioBitrate: 48_000,
+			ICEServers: []ICEServer{{
+				URLs:     []string{"turns:turn.example.com:5349", "turn:turn.example.com:3478?transport=tcp"},
+				Username: "room-17", CredentialFile: "/etc/atrium/turn-credential",
+			}},
+			Janus: Janus{Domains: map[string]JanusDomain{"meet.example.com": {API: "wss://meet.example.com/janus"}}},
+		},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -450,4 +477,34 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse accepted a config that does not validate: %v", errs)
 		}
 	})
+}
+
+func TestMeetingValidation(t *testing.T) {
+	cases := []struct {
+		in, key, want string
+	}{
+		{"[meeting]\nsetup_timeout = \"10ms\"\n", "meeting.setup_timeout", "from 1s"},
+		{"[meeting]\nmax_fps = 0\n", "meeting.max_fps", "from 1 to 60"},
+		{"[meeting]\nmax_width = 1281\n", "meeting.max_width", "even"},
+		{"[meeting]\nmax_video_bitrate = 10\n", "meeting.max_video_bitrate", "from 100000"},
+		{"[meeting]\naudio_bitrate = 1\n", "meeting.audio_bitrate", "Opus"},
+		{"[meeting]\nrelay_only = true\n", "meeting.relay_only", "TURN server"},
+		{"[[meeting.ice_servers]]\nurls = []\n", "meeting.ice_servers[0].urls", "at least one"},
+		{"[[meeting.ice_servers]]\nurls = [\"http://x\"]\n", "meeting.ice_servers[0].urls", "scheme"},
+		{"[[meeting.ice_servers]]\nurls = [\"turn:t.example:3478\"]\n", "meeting.ice_servers[0]", "username and credential_file"},
+		{"[[meeting.ice_servers]]\nurls = [\"turn:t.example:3478\"]\nusername = \"u\"\ncredential_file = \"rel\"\n", "meeting.ice_servers[0].credential_file", "absolute"},
+		{"[meeting.janus.domains.\"m.example\"]\napi = \"ftp://m.example/j\"\n", "meeting.janus.domains.m.example.api", "scheme"},
+		{"[meeting.janus.domains.\"m.example\"]\napi = \"janus\"\n", "meeting.janus.domains.m.example.api", "absolute URL"},
+	}
+	for _, c := range cases {
+		_, err := Parse("f.toml", []byte(c.in))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != c.key || !strings.Contains(ce.Msg, c.want) {
+			t.Errorf("%q: %v; want key %s with %q", c.in, err, c.key, c.want)
+		}
+	}
+	// A STUN-only server needs no credentials.
+	if _, err := Parse("f.toml", []byte("[[meeting.ice_servers]]\nurls = [\"stun:stun.example.com:3478\"]\n")); err != nil {
+		t.Errorf("STUN server: %v", err)
+	}
 }

@@ -131,7 +131,7 @@ func (e *Engine) Join(ctx context.Context, raw string) (apiv1.Meeting, error) {
 		}
 	}
 	if provider == nil {
-		return e.State(), fmt.Errorf("%w: no meeting provider can join %s", ErrNoProvider, u.Redacted())
+		return e.State(), e.noProvider(u)
 	}
 
 	e.joinMu.Lock()
@@ -169,6 +169,24 @@ func (e *Engine) abandon(ctx context.Context, u *url.URL, cause error) (apiv1.Me
 	defer cancel()
 	leaveErr := e.leaveLocked(leaveCtx, "join abandoned")
 	return e.State(), errors.Join(fmt.Errorf("join %s: %w", u.Redacted(), cause), leaveErr)
+}
+
+// noProvider explains why u cannot be joined and what could be.
+func (e *Engine) noProvider(u *url.URL) error {
+	var forms []string
+	for _, p := range e.providers {
+		if f, ok := p.(URLFormer); ok {
+			forms = append(forms, f.URLForms()...)
+		}
+	}
+	supported := "this room has no meeting provider configured"
+	if len(forms) > 0 {
+		supported = "this room joins " + strings.Join(forms, "; ")
+	}
+	if name, ok := ClosedService(u); ok {
+		return fmt.Errorf("%w: %s meetings cannot be joined natively by this room (%s): %s", ErrNoProvider, name, u.Redacted(), supported)
+	}
+	return fmt.Errorf("%w: no meeting provider can join %s (%s)", ErrNoProvider, u.Redacted(), supported)
 }
 
 // Run follows sessions until ctx is done: a session that ends by itself

@@ -685,3 +685,40 @@ func TestJoinAfterShutdownDoesNotHang(t *testing.T) {
 		t.Errorf("session left %d times, want 1", n)
 	}
 }
+
+type formsProvider struct{ fakeProvider }
+
+func (*formsProvider) URLForms() []string { return []string{"janus+wss://HOST/PATH?room=ID"} }
+
+func TestNoProviderNamesServiceAndForms(t *testing.T) {
+	cases := []struct {
+		url   string
+		forms bool
+		want  []string
+	}{
+		{"https://teams.microsoft.com/l/meetup-join/19%3ameeting_x", true, []string{"Microsoft Teams", "cannot be joined natively", "janus+wss://HOST/PATH?room=ID"}},
+		{"https://acme.zoom.us/j/123456789?pwd=secret", true, []string{"Zoom", "cannot be joined natively"}},
+		{"https://meet.google.com/abc-defg-hij", false, []string{"Google Meet", "no meeting provider configured"}},
+		{"https://acme.webex.com/meet/alice", true, []string{"Webex"}},
+		{"https://meet.example.com/room/1", true, []string{"no meeting provider can join https://meet.example.com/room/1", "janus+wss://"}},
+		{"https://notzoom.us/j/1", false, []string{"no meeting provider can join"}},
+	}
+	for _, c := range cases {
+		var e *Engine
+		if c.forms {
+			e = NewEngine(slog.New(slog.DiscardHandler), time.Now, nil, &formsProvider{fakeProvider{name: "janus", scheme: "janus+wss"}})
+		} else {
+			e = NewEngine(slog.New(slog.DiscardHandler), time.Now, nil)
+		}
+		_, err := e.Join(context.Background(), c.url)
+		if !errors.Is(err, ErrNoProvider) {
+			t.Errorf("%s: %v, want ErrNoProvider", c.url, err)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %q lacks %q", c.url, err, w)
+			}
+		}
+	}
+}
