@@ -18,6 +18,7 @@ import (
 
 	"github.com/atriumroom/atrium/daemon/config"
 	"github.com/atriumroom/atrium/test/roomdtest"
+	"github.com/atriumroom/atrium/test/syncbuf"
 )
 
 const (
@@ -163,7 +164,7 @@ func startKiosk(t *testing.T) *kiosk {
 		t.Fatalf("the browser tests need Chromium at %s (apt-get install chromium): %v", chromiumPath, err)
 	}
 	profile := t.TempDir()
-	var browserOut syncBuffer
+	var browserOut syncbuf.Buffer
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath),
 		chromedp.Flag("headless", true),
@@ -368,23 +369,4 @@ func jsString(s string) string {
 		panic(err) // a string always marshals
 	}
 	return string(b)
-}
-
-// syncBuffer collects the browser's output, which chromedp writes from its
-// own goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/atriumroom/atrium/daemon/client"
 	"github.com/atriumroom/atrium/daemon/config"
+	"github.com/atriumroom/atrium/test/syncbuf"
 )
 
 // ReadyTimeout bounds the wait for READY=1.
@@ -51,7 +52,7 @@ type Daemon struct {
 	Client     *client.Client // over the unix socket
 
 	cmd     *exec.Cmd
-	logBuf  *syncBuffer
+	logBuf  *syncbuf.Buffer
 	notify  *notifyListener
 	waitErr chan error
 	stopped bool
@@ -141,7 +142,7 @@ func Start(t testing.TB, opts Options) *Daemon {
 func Launch(t testing.TB, binary string, opts Options) *Daemon {
 	t.Helper()
 	dir := ShortTempDir(t)
-	d := &Daemon{Dir: dir, ConfigPath: filepath.Join(dir, "roomd.toml"), logBuf: &syncBuffer{}, waitErr: make(chan error, 1)}
+	d := &Daemon{Dir: dir, ConfigPath: filepath.Join(dir, "roomd.toml"), logBuf: &syncbuf.Buffer{}, waitErr: make(chan error, 1)}
 	raw := []byte(opts.RawConfig)
 	if opts.RawConfig == "" {
 		cfg := Config(t, dir)
@@ -276,23 +277,6 @@ func Context(t testing.TB, timeout time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	return ctx
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // notifyListener plays systemd's side of sd_notify.

@@ -22,7 +22,7 @@ var (
 // uniform, and the clock changes it from one second to the next.
 func TestRoomkioskShowsRoomdUI(t *testing.T) {
 	requireTools(t)
-	root := repoRoot(t)
+	root := roomdtest.RepoRoot(t)
 	art := artifactDir(t)
 	bin := buildKiosk(t, root)
 	display := startXvfb(t, art)

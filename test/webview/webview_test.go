@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/atriumroom/atrium/daemon/apiv1"
+	"github.com/atriumroom/atrium/test/roomdtest"
+	"github.com/atriumroom/atrium/test/syncbuf"
 )
 
 // Screen is the size of the Xvfb screen, the TV the kiosk must fill.
@@ -48,7 +50,7 @@ const cornerSize = 160
 
 func TestRoomkiosk(t *testing.T) {
 	requireTools(t)
-	root := repoRoot(t)
+	root := roomdtest.RepoRoot(t)
 	art := artifactDir(t)
 	bin := buildKiosk(t, root)
 	display := startXvfb(t, art)
@@ -165,19 +167,6 @@ func requireTools(t *testing.T) {
 	if out, err := exec.Command("pkg-config", "--print-errors", "--exists", "gtk+-3.0", "webkit2gtk-4.1").CombinedOutput(); err != nil {
 		t.Fatalf("WebKitGTK 4.1 / GTK 3 development files missing (Debian: %s): %v\n%s", pkgs, err, out)
 	}
-}
-
-// repoRoot is the module root: go test runs in the package directory.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := filepath.Abs(filepath.Join("..", ".."))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "cmd", "roomkiosk", "pkgconfig", "webkit2gtk-4.0.pc")); err != nil {
-		t.Fatalf("not the atrium module root: %v", err)
-	}
-	return root
 }
 
 // artifactDir is where screenshots and logs go: $ATRIUM_ARTIFACTS/webview
@@ -309,7 +298,7 @@ func (p *process) stop(t *testing.T) {
 // kiosk is a running roomkiosk.
 type kiosk struct {
 	*process
-	log *lockedBuffer
+	log *syncbuf.Buffer
 }
 
 func (k *kiosk) logs() string { return k.log.String() }
@@ -326,7 +315,7 @@ func startKiosk(t *testing.T, bin, display, url, art string) *kiosk {
 
 	// Registered before the process starts, so removed after it stopped.
 	home := t.TempDir()
-	log := &lockedBuffer{}
+	log := &syncbuf.Buffer{}
 	cmd := exec.Command(bin, "-url", url, "-log-level", "debug")
 	cmd.Env = append(envWithout("DISPLAY", "WAYLAND_DISPLAY", "GDK_BACKEND", "XDG_RUNTIME_DIR"),
 		"DISPLAY="+display,
@@ -365,24 +354,6 @@ next:
 		env = append(env, kv)
 	}
 	return env
-}
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // testPage is what the fake roomd serves at /: coloured corner panels and
