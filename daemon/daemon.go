@@ -34,6 +34,7 @@ import (
 	"github.com/atriumroom/atrium/daemon/sdnotify"
 	"github.com/atriumroom/atrium/hal"
 	"github.com/atriumroom/atrium/hal/sim"
+	"github.com/atriumroom/atrium/hal/swcodec"
 )
 
 // ShutdownTimeout bounds a clean stop; systemd's stop timeout is longer, so
@@ -100,6 +101,7 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 		return nil, fmt.Errorf("simulated devices: %w", err)
 	}
 	s.HAL, err = hal.NewRegistry(hal.RegistryOptions{
+		Always:    []hal.Driver{swcodec.NewDriver(deps.Logger.With("subsystem", "hal", "driver", swcodec.DriverName))},
 		Simulated: s.Sim,
 		Mode:      hal.SimulationMode(cfg.HAL.Simulate),
 		Logger:    deps.Logger.With("subsystem", "hal"),

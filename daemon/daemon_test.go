@@ -133,7 +133,7 @@ func TestRunServesAndStopsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.State != apiv1.DaemonReady || len(st.Devices) != 3 || st.BootID == "" || st.Version != "test" {
+	if st.State != apiv1.DaemonReady || len(st.Devices) != 7 || st.BootID == "" || st.Version != "test" {
 		t.Errorf("status %+v", st)
 	}
 	if r.rec.count("STATUS=") < 2 {
@@ -205,8 +205,8 @@ func TestDeviceChangesReachEvents(t *testing.T) {
 	if err := waitEvent(ctx, events, apiv1.EventDeviceRemoved); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(r.sys.Status().Devices); n != 2 {
-		t.Errorf("%d devices after unplug, want 2", n)
+	if n := len(r.sys.Status().Devices); n != 6 {
+		t.Errorf("%d devices after unplug, want 6 (2 simulated, 4 codecs)", n)
 	}
 	if err := r.sys.Sim.SetPresent(hal.KindCamera, true); err != nil {
 		t.Fatal(err)

@@ -36,6 +36,9 @@ type RegistryOptions struct {
 	// Simulated is the simulated driver; it may be nil unless Mode is
 	// SimAlways.
 	Simulated Driver
+	// Always are drivers enumerated whatever Mode says: the software codecs,
+	// which no simulation replaces and which every machine has.
+	Always []Driver
 	// Mode selects between real and simulated devices; empty means SimAuto.
 	Mode SimulationMode
 	// Logger receives enumeration failures and hotplug notices; nil discards.
@@ -137,7 +140,7 @@ func NewRegistry(opts RegistryOptions) (*Registry, error) {
 		subs:       make(map[*subscription]struct{}),
 	}
 	names := make(map[string]bool)
-	add := func(field string, d Driver, simulated bool) error {
+	add := func(field string, d Driver, simulated, always bool) error {
 		if d == nil {
 			return fmt.Errorf("registry options: %s is nil", field)
 		}
@@ -148,19 +151,24 @@ func NewRegistry(opts RegistryOptions) (*Registry, error) {
 		names[name] = true
 		// Drivers the mode excludes are still validated, so a config error
 		// shows up whichever mode the device happens to boot in.
-		if (simulated && mode == SimNever) || (!simulated && mode == SimAlways) {
+		if !always && ((simulated && mode == SimNever) || (!simulated && mode == SimAlways)) {
 			return nil
 		}
 		r.sources = append(r.sources, source{driver: d, name: name, simulated: simulated})
 		return nil
 	}
 	for i, d := range opts.Drivers {
-		if err := add(fmt.Sprintf("Drivers[%d]", i), d, false); err != nil {
+		if err := add(fmt.Sprintf("Drivers[%d]", i), d, false, false); err != nil {
+			return nil, err
+		}
+	}
+	for i, d := range opts.Always {
+		if err := add(fmt.Sprintf("Always[%d]", i), d, false, true); err != nil {
 			return nil, err
 		}
 	}
 	if opts.Simulated != nil {
-		if err := add("Simulated", opts.Simulated, true); err != nil {
+		if err := add("Simulated", opts.Simulated, true, false); err != nil {
 			return nil, err
 		}
 	}

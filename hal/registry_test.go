@@ -222,14 +222,16 @@ func TestRegistrySimulationModes(t *testing.T) {
 		real []hal.Device
 		want []string
 	}{
-		{hal.SimAuto, []hal.Device{cam}, []string{"v4l2:usb-1.2", "sim:mic0", "sim:speaker0"}},
-		{hal.SimAuto, nil, []string{"sim:camera0", "sim:mic0", "sim:speaker0"}},
-		{hal.SimAlways, []hal.Device{cam}, []string{"sim:camera0", "sim:mic0", "sim:speaker0"}},
-		{hal.SimNever, []hal.Device{cam}, []string{"v4l2:usb-1.2"}},
-		{hal.SimNever, nil, nil},
+		// The software codec driver is listed in every mode.
+		{hal.SimAuto, []hal.Device{cam}, []string{"v4l2:usb-1.2", "sim:mic0", "sim:speaker0", "sw:enc"}},
+		{hal.SimAuto, nil, []string{"sim:camera0", "sim:mic0", "sim:speaker0", "sw:enc"}},
+		{hal.SimAlways, []hal.Device{cam}, []string{"sim:camera0", "sim:mic0", "sim:speaker0", "sw:enc"}},
+		{hal.SimNever, []hal.Device{cam}, []string{"v4l2:usb-1.2", "sw:enc"}},
+		{hal.SimNever, nil, []string{"sw:enc"}},
 	} {
 		real := newFakeDriver("v4l2", tc.real...)
-		r := newRegistry(t, hal.RegistryOptions{Drivers: []hal.Driver{real}, Simulated: newSim(t), Mode: tc.mode})
+		codecs := newFakeDriver("software", newFakeDevice("sw:enc", hal.KindVideoEncoder))
+		r := newRegistry(t, hal.RegistryOptions{Drivers: []hal.Driver{real}, Always: []hal.Driver{codecs}, Simulated: newSim(t), Mode: tc.mode})
 		select {
 		case <-r.Ready():
 			t.Fatal("Ready before any enumeration")

@@ -69,7 +69,7 @@ func TestRoomdEndToEnd(t *testing.T) {
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, errOut)
 		}
-		for _, want := range []string{"camera", "microphone", "speaker", "640x360@15", "controls"} {
+		for _, want := range []string{"camera", "microphone", "speaker", "640x360@15", "controls", "video-encoder", "H264; VP8"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("devices output lacks %q:\n%s", want, out)
 			}
@@ -82,12 +82,22 @@ func TestRoomdEndToEnd(t *testing.T) {
 		kinds := map[apiv1.DeviceKind]bool{}
 		for _, dev := range l.Devices {
 			kinds[dev.Kind] = true
-			if !dev.Simulated || dev.ID == "" {
-				t.Errorf("device %+v", dev)
+			switch dev.Kind {
+			case apiv1.KindCamera, apiv1.KindMicrophone, apiv1.KindSpeaker:
+				if !dev.Simulated || dev.ID == "" {
+					t.Errorf("peripheral not simulated: %+v", dev)
+				}
+			default: // the software codecs are real on every machine
+				if dev.Simulated || dev.Driver != "software" || len(dev.Codecs) == 0 {
+					t.Errorf("codec device %+v", dev)
+				}
 			}
 		}
-		if !kinds[apiv1.KindCamera] || !kinds[apiv1.KindMicrophone] || !kinds[apiv1.KindSpeaker] {
-			t.Errorf("kinds %v", kinds)
+		for _, k := range []apiv1.DeviceKind{apiv1.KindCamera, apiv1.KindMicrophone, apiv1.KindSpeaker,
+			apiv1.KindVideoEncoder, apiv1.KindVideoDecoder, apiv1.KindAudioEncoder, apiv1.KindAudioDecoder} {
+			if !kinds[k] {
+				t.Errorf("no %s in %v", k, kinds)
+			}
 		}
 	})
 
