@@ -139,11 +139,11 @@ func (e *Engine) Join(ctx context.Context, raw string) (apiv1.Meeting, error) {
 	if err := e.leaveLocked(ctx, "joined another meeting"); err != nil {
 		e.logger.Warn("leave before join", "err", err)
 	}
-	e.set(apiv1.Meeting{State: apiv1.MeetingJoining, URL: u.Redacted(), Provider: provider.Name()})
+	e.set(apiv1.Meeting{State: apiv1.MeetingJoining, URL: Redact(u), Provider: provider.Name()})
 	sess, err := provider.Join(ctx, u)
 	if err != nil {
-		m := e.set(apiv1.Meeting{State: apiv1.MeetingFailed, URL: u.Redacted(), Provider: provider.Name(), Reason: err.Error()})
-		return m, fmt.Errorf("join %s: %w", u.Redacted(), err)
+		m := e.set(apiv1.Meeting{State: apiv1.MeetingFailed, URL: Redact(u), Provider: provider.Name(), Reason: err.Error()})
+		return m, fmt.Errorf("join %s: %w", Redact(u), err)
 	}
 	e.mu.Lock()
 	e.session = sess
@@ -151,7 +151,7 @@ func (e *Engine) Join(ctx context.Context, raw string) (apiv1.Meeting, error) {
 	// Connected is published before Run watches the session: a session that
 	// ends at once then moves the engine on from connected, rather than a
 	// late "connected" overwriting its end.
-	m := e.set(apiv1.Meeting{State: apiv1.MeetingConnected, URL: u.Redacted(), Provider: provider.Name()})
+	m := e.set(apiv1.Meeting{State: apiv1.MeetingConnected, URL: Redact(u), Provider: provider.Name()})
 	select {
 	case e.started <- sess:
 	case <-ctx.Done():
@@ -168,7 +168,7 @@ func (e *Engine) abandon(ctx context.Context, u *url.URL, cause error) (apiv1.Me
 	leaveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), LeaveDeadline)
 	defer cancel()
 	leaveErr := e.leaveLocked(leaveCtx, "join abandoned")
-	return e.State(), errors.Join(fmt.Errorf("join %s: %w", u.Redacted(), cause), leaveErr)
+	return e.State(), errors.Join(fmt.Errorf("join %s: %w", Redact(u), cause), leaveErr)
 }
 
 // noProvider explains why u cannot be joined and what could be.
@@ -184,9 +184,9 @@ func (e *Engine) noProvider(u *url.URL) error {
 		supported = "this room joins " + strings.Join(forms, "; ")
 	}
 	if name, ok := ClosedService(u); ok {
-		return fmt.Errorf("%w: %s meetings cannot be joined natively by this room (%s): %s", ErrNoProvider, name, u.Redacted(), supported)
+		return fmt.Errorf("%w: %s meetings cannot be joined natively by this room (%s): %s", ErrNoProvider, name, Redact(u), supported)
 	}
-	return fmt.Errorf("%w: no meeting provider can join %s (%s)", ErrNoProvider, u.Redacted(), supported)
+	return fmt.Errorf("%w: no meeting provider can join %s (%s)", ErrNoProvider, Redact(u), supported)
 }
 
 // Run follows sessions until ctx is done: a session that ends by itself

@@ -722,3 +722,23 @@ func TestNoProviderNamesServiceAndForms(t *testing.T) {
 		}
 	}
 }
+
+func TestRedact(t *testing.T) {
+	cases := map[string]string{
+		"https://m.example/r?room=1":                       "https://m.example/r?room=1",
+		"janus+wss://m.example/janus?room=1234&pin=secret": "janus+wss://m.example/janus?pin=xxxxx&room=1234",
+		"https://acme.zoom.us/j/1?pwd=abc":                 "https://acme.zoom.us/j/1?pwd=xxxxx",
+		"whip+https://w.example/whip/ep#token=abc":         "whip+https://w.example/whip/ep#xxxxx",
+		"https://alice:hunter2@m.example/r":                "https://alice:xxxxx@m.example/r",
+		"https://m.example/r?Token=a&display=Board%20room": "https://m.example/r?Token=xxxxx&display=Board+room",
+	}
+	for in, want := range cases {
+		u, err := ParseURL(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Redact(u); got != want {
+			t.Errorf("Redact(%s) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -43,3 +43,34 @@ func ClosedService(u *url.URL) (name string, ok bool) {
 type URLFormer interface {
 	URLForms() []string
 }
+
+// secretParams are query parameters that carry a meeting's password or an
+// access token in the links of common services and of our own providers.
+var secretParams = map[string]bool{
+	"pin": true, "pwd": true, "passcode": true, "password": true, "pass": true,
+	"token": true, "access_token": true, "secret": true, "key": true, "auth": true,
+}
+
+// Redact returns u as text fit for status, events and logs: the user-info
+// password, the values of secret query parameters and the fragment (where
+// WHIP links carry their bearer token) are replaced by "xxxxx".
+func Redact(u *url.URL) string {
+	c := *u
+	if c.RawQuery != "" {
+		q := c.Query()
+		changed := false
+		for k := range q {
+			if secretParams[strings.ToLower(k)] {
+				q[k] = []string{"xxxxx"}
+				changed = true
+			}
+		}
+		if changed {
+			c.RawQuery = q.Encode()
+		}
+	}
+	if c.Fragment != "" || c.RawFragment != "" {
+		c.Fragment, c.RawFragment = "xxxxx", ""
+	}
+	return c.Redacted()
+}

@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"go.uber.org/goleak"
 )
 
 // Interface and Addr are the non-loopback interface every isolated test sees.
@@ -28,7 +30,8 @@ const envInside = "ATRIUM_TEST_NETNS"
 
 // Main is a TestMain body: it re-runs the test binary in a new network
 // namespace and exits with its status. Inside that namespace it sets up the
-// interfaces and runs the tests. It fails loudly (exit 1) when the namespace
+// interfaces, runs the tests and, when they pass, fails the run if any
+// goroutine is left behind. It fails loudly (exit 1) when the namespace
 // cannot be made: the tests that need it must not silently run elsewhere.
 func Main(m *testing.M) {
 	if os.Getenv(envInside) == "1" {
@@ -36,7 +39,15 @@ func Main(m *testing.M) {
 			fmt.Fprintln(os.Stderr, "netns: set up interfaces:", err)
 			os.Exit(1)
 		}
-		os.Exit(m.Run())
+		code := m.Run()
+		// Main owns m.Run, so it also does what goleak.VerifyTestMain would.
+		if code == 0 {
+			if err := goleak.Find(); err != nil {
+				fmt.Fprintln(os.Stderr, "netns: goroutines left running after the tests:", err)
+				code = 1
+			}
+		}
+		os.Exit(code)
 	}
 	unshare, err := exec.LookPath("unshare")
 	if err != nil {

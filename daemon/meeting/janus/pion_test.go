@@ -1,0 +1,235 @@
+package janus_test
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/atriumroom/atrium/daemon/meeting"
+)
+
+// pionPeers is a minimal meeting.PeerFactory on pion for the integration
+// tests against a real Janus: a sending peer publishes a VP8 and an Opus
+// track of dummy frames, a receiving peer counts the RTP it gets. The real
+// media layer (daemon/meeting/rtc) takes its place in roomd.
+type pionPeers struct {
+	api *webrtc.API
+
+	mu    sync.Mutex
+	peers []*pionPeer
+}
+
+func newPionPeers(iceAddr net.IP) (*pionPeers, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, fmt.Errorf("register codecs: %w", err)
+	}
+	var se webrtc.SettingEngine
+	// The one host address Janus in janustest gathers on: the media never
+	// leaves the machine.
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(iceAddr) })
+	return &pionPeers{api: webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithSettingEngine(se))}, nil
+}
+
+func (f *pionPeers) NewPeer(ctx context.Context, opts meeting.PeerOptions) (meeting.Peer, error) {
+	pc, err := f.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("new peer connection: %w", err)
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	p := &pionPeer{opts: opts, pc: pc, ctx: pctx, cancel: cancel, state: make(chan meeting.PeerState, 64)}
+	pc.OnConnectionStateChange(p.onState)
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		p.tracks.Add(1)
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			for {
+				if _, _, err := tr.ReadRTP(); err != nil {
+					return
+				}
+				p.rtp.Add(1)
+			}
+		}()
+	})
+	if opts.Role == meeting.RoleSend {
+		if err := p.addSenders(); err != nil {
+			_ = p.Close()
+			return nil, err
+		}
+	}
+	f.mu.Lock()
+	f.peers = append(f.peers, p)
+	f.mu.Unlock()
+	return p, nil
+}
+
+// peer returns the first peer with label, or nil.
+func (f *pionPeers) peer(label string) *pionPeer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.peers {
+		if p.opts.Label == label {
+			return p
+		}
+	}
+	return nil
+}
+
+type pionPeer struct {
+	opts   meeting.PeerOptions
+	pc     *webrtc.PeerConnection
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	rtp       atomic.Int64 // RTP packets received
+	tracks    atomic.Int64 // remote tracks seen
+	answers   atomic.Int64 // Answer calls
+	connected atomic.Bool
+
+	mu     sync.Mutex
+	state  chan meeting.PeerState
+	closed bool
+}
+
+func (p *pionPeer) addSenders() error {
+	video, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8}, "video", "atrium")
+	if err != nil {
+		return fmt.Errorf("video track: %w", err)
+	}
+	audio, err := webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus}, "audio", "atrium")
+	if err != nil {
+		return fmt.Errorf("audio track: %w", err)
+	}
+	for _, tr := range []*webrtc.TrackLocalStaticSample{audio, video} {
+		t, err := p.pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return fmt.Errorf("add track: %w", err)
+		}
+		p.wg.Add(1)
+		go func() {
+			// RTCP must be read for the interceptors to work.
+			defer p.wg.Done()
+			for {
+				if _, _, err := t.Sender().ReadRTCP(); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		frame := make([]byte, 800)
+		vt := time.NewTicker(33 * time.Millisecond)
+		defer vt.Stop()
+		n := 0
+		for {
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-vt.C:
+			}
+			_, _ = rand.Read(frame)
+			// Bit 0 of a VP8 frame's first byte clear marks a keyframe;
+			// send one a second.
+			if n%30 == 0 {
+				frame[0] &^= 1
+			} else {
+				frame[0] |= 1
+			}
+			n++
+			_ = video.WriteSample(media.Sample{Data: frame, Duration: 33 * time.Millisecond})
+			// Opus silence, twice to keep 20 ms frames roughly in step.
+			for range 2 {
+				_ = audio.WriteSample(media.Sample{Data: []byte{0xf8, 0xff, 0xfe}, Duration: 20 * time.Millisecond})
+			}
+		}
+	}()
+	return nil
+}
+
+func (p *pionPeer) onState(s webrtc.PeerConnectionState) {
+	st := meeting.PeerState{Connected: s == webrtc.PeerConnectionStateConnected}
+	if s == webrtc.PeerConnectionStateFailed {
+		st.Failed, st.Reason = true, "ICE or DTLS failed"
+	}
+	p.connected.Store(st.Connected)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	select {
+	case p.state <- st:
+	default:
+	}
+}
+
+func (p *pionPeer) gather(ctx context.Context, desc webrtc.SessionDescription) (string, error) {
+	done := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(desc); err != nil {
+		return "", fmt.Errorf("set local description: %w", err)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+	return p.pc.LocalDescription().SDP, nil
+}
+
+func (p *pionPeer) Offer(ctx context.Context) (string, error) {
+	offer, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		return "", fmt.Errorf("create offer: %w", err)
+	}
+	return p.gather(ctx, offer)
+}
+
+func (p *pionPeer) Accept(_ context.Context, answer string) error {
+	return p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer})
+}
+
+func (p *pionPeer) Answer(ctx context.Context, offer string) (string, error) {
+	p.answers.Add(1)
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", fmt.Errorf("set remote offer: %w", err)
+	}
+	answer, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("create answer: %w", err)
+	}
+	return p.gather(ctx, answer)
+}
+
+func (p *pionPeer) RestartICE(context.Context) (string, error) {
+	return "", errors.New("not supported by the test peer")
+}
+
+func (p *pionPeer) State() <-chan meeting.PeerState { return p.state }
+
+func (p *pionPeer) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.state)
+	p.mu.Unlock()
+	p.cancel()
+	err := p.pc.Close()
+	p.wg.Wait()
+	return err
+}
