@@ -68,9 +68,12 @@ type System struct {
 
 	bootID    string
 	startedAt time.Time
+	ice       []meeting.ICEServer // configured STUN/TURN, credentials read
+	call      callTracker
 
-	mu    sync.Mutex
-	state apiv1.DaemonState
+	mu     sync.Mutex
+	state  apiv1.DaemonState
+	runCtx context.Context // set by Run: joins live as long as roomd does
 }
 
 // New builds every subsystem from cfg. It starts nothing.
@@ -110,7 +113,14 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 		return nil, fmt.Errorf("device registry: %w", err)
 	}
 
-	s.Meeting = meeting.NewEngine(deps.Logger.With("subsystem", "meeting"), deps.Now, s.meetingChanged)
+	if s.ice, err = iceServers(cfg.Meeting.ICEServers); err != nil {
+		return nil, err
+	}
+	providers, err := s.providers(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.Meeting = meeting.NewEngine(deps.Logger.With("subsystem", "meeting"), deps.Now, s.meetingChanged, providers...)
 
 	var token string
 	if cfg.API.TokenFile != "" {
@@ -139,6 +149,9 @@ func (s *System) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
+	s.mu.Lock()
+	s.runCtx = gctx
+	s.mu.Unlock()
 	g.Go(func() error { return s.HAL.Run(gctx) })
 	g.Go(func() error { return s.Meeting.Run(gctx) })
 	g.Go(func() error { s.forwardDeviceChanges(gctx); return nil })
@@ -204,14 +217,16 @@ func (s *System) Status() apiv1.Status {
 	s.mu.Lock()
 	state := s.state
 	s.mu.Unlock()
+	m := s.Meeting.State()
 	return apiv1.Status{
 		Room:      s.Config.Room.Name,
 		Version:   s.Deps.Version,
 		BootID:    s.bootID,
 		StartedAt: s.startedAt,
 		State:     state,
-		Meeting:   s.Meeting.State(),
+		Meeting:   m,
 		Devices:   api.ConvertDevices(s.HAL.Devices()),
+		Call:      s.callStatus(m),
 	}
 }
 
@@ -219,12 +234,18 @@ func (s *System) Status() apiv1.Status {
 func (s *System) Devices() []hal.Device { return s.HAL.Devices() }
 
 // Join implements api.Backend.
-func (s *System) Join(ctx context.Context, rawURL string) (apiv1.Meeting, error) {
+func (s *System) Join(_ context.Context, rawURL string) (apiv1.Meeting, error) {
+	ctx, cancel := s.joinContext()
+	defer cancel()
 	return s.Meeting.Join(ctx, rawURL)
 }
 
 // Leave implements api.Backend.
-func (s *System) Leave(ctx context.Context) (apiv1.Meeting, error) { return s.Meeting.Leave(ctx) }
+func (s *System) Leave(ctx context.Context) (apiv1.Meeting, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.Config.Meeting.LeaveTimeout.Duration)
+	defer cancel()
+	return s.Meeting.Leave(ctx)
+}
 
 // Subscribe implements api.Backend.
 func (s *System) Subscribe(ctx context.Context) <-chan apiv1.Event { return s.Events.Subscribe(ctx) }

@@ -89,7 +89,9 @@ func TestOpenAPIMatchesTypes(t *testing.T) {
 		"AudioFormat": reflect.TypeFor[apiv1.AudioFormat](), "CodecCaps": reflect.TypeFor[apiv1.CodecCaps](),
 		"Control": reflect.TypeFor[apiv1.Control](), "DeviceList": reflect.TypeFor[apiv1.DeviceList](),
 		"JoinRequest": reflect.TypeFor[apiv1.JoinRequest](), "Event": reflect.TypeFor[apiv1.Event](),
-		"Problem": reflect.TypeFor[apiv1.Problem](),
+		"Problem": reflect.TypeFor[apiv1.Problem](), "Call": reflect.TypeFor[apiv1.Call](),
+		"Participant": reflect.TypeFor[apiv1.Participant](), "PeerStats": reflect.TypeFor[apiv1.PeerStats](),
+		"SentTrack": reflect.TypeFor[apiv1.SentTrack](), "ReceivedTrack": reflect.TypeFor[apiv1.ReceivedTrack](),
 	}
 	for name, typ := range types {
 		schema, ok := doc.Comps.Schemas[name]
@@ -165,7 +167,12 @@ func checkKind(t *testing.T, where string, typ reflect.Type, s openAPISchema, do
 	case typ == reflect.TypeFor[json.RawMessage]():
 		return
 	default:
+		if typ.Kind() == reflect.Pointer {
+			typ = typ.Elem() // optional: omitted when nil
+		}
 		switch typ.Kind() {
+		case reflect.Float32, reflect.Float64:
+			want = "number"
 		case reflect.String:
 			want = "string"
 		case reflect.Bool:

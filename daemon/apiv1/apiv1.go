@@ -52,6 +52,59 @@ type Status struct {
 	State     DaemonState `json:"state"`
 	Meeting   Meeting     `json:"meeting"`
 	Devices   []Device    `json:"devices"`
+	// Call describes the meeting in progress: who is in it and how the
+	// media flows. Absent when the room is not in a meeting.
+	Call *Call `json:"call,omitempty"`
+}
+
+// Call is the live state of a meeting's media.
+type Call struct {
+	Participants []Participant `json:"participants"`
+	Peers        []PeerStats   `json:"peers"`
+}
+
+// Participant is someone else in the meeting.
+type Participant struct {
+	ID      string `json:"id"`
+	Display string `json:"display"`
+	Audio   bool   `json:"audio"` // publishes audio
+	Video   bool   `json:"video"` // publishes video
+}
+
+// PeerStats describes one WebRTC connection of the meeting.
+type PeerStats struct {
+	Label         string  `json:"label"` // publisher, subscriber, ...
+	State         string  `json:"state"` // the connection state
+	BitrateIn     int     `json:"bitrateIn"`
+	BitrateOut    int     `json:"bitrateOut"`
+	TargetBitrate int     `json:"targetBitrate"` // congestion control's estimate
+	PacketsLost   int64   `json:"packetsLost"`
+	JitterMs      float64 `json:"jitterMs"`
+	RTTMs         float64 `json:"rttMs"`
+	// Path is the selected candidate pair, e.g. "host udp" or "relay tls".
+	Path    string          `json:"path,omitempty"`
+	Encoder string          `json:"encoder,omitempty"` // the video encoder in use
+	Sent    []SentTrack     `json:"sent"`
+	Recv    []ReceivedTrack `json:"received"`
+}
+
+// SentTrack is one stream the room sends.
+type SentTrack struct {
+	Kind        string `json:"kind"` // audio or video
+	Codec       string `json:"codec"`
+	PacketsSent uint64 `json:"packetsSent"`
+	FramesSent  uint64 `json:"framesSent"`
+}
+
+// ReceivedTrack is one remote stream the room receives.
+type ReceivedTrack struct {
+	ID              string  `json:"id"`
+	Kind            string  `json:"kind"`
+	Codec           string  `json:"codec"`
+	PacketsReceived uint64  `json:"packetsReceived"`
+	Frames          uint64  `json:"frames"` // video: whole frames; audio: packets
+	FramesDropped   uint64  `json:"framesDropped"`
+	AudioLevel      float64 `json:"audioLevel,omitempty"` // dBov
 }
 
 // Meeting describes the current or last meeting.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -69,7 +70,28 @@ type Provider struct {
 	logger *slog.Logger
 }
 
-var _ meeting.Provider = (*Provider)(nil)
+var (
+	_ meeting.Provider  = (*Provider)(nil)
+	_ meeting.URLFormer = (*Provider)(nil)
+)
+
+// URLForms implements meeting.URLFormer: the forms URLS.md documents, with
+// the configured web domains spelled out.
+func (p *Provider) URLForms() []string {
+	forms := []string{
+		"janus+wss://HOST/PATH?room=ROOM[&pin=PIN] (Janus VideoRoom over WebSocket)",
+		"janus+https://HOST/janus?room=ROOM[&pin=PIN] (Janus VideoRoom over HTTP)",
+	}
+	hosts := make([]string, 0, len(p.cfg.Domains))
+	for h := range p.cfg.Domains {
+		hosts = append(hosts, h)
+	}
+	slices.Sort(hosts)
+	for _, h := range hosts {
+		forms = append(forms, "https://"+h+"/ANY/PAGE?room=ROOM (Janus web link)")
+	}
+	return forms
+}
 
 // New returns a provider. It checks every configured domain's API endpoint.
 func New(cfg Config, peers PeersFunc, logger *slog.Logger) (*Provider, error) {

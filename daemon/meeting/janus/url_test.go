@@ -3,6 +3,7 @@ package janus_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/url"
 	"strings"
 	"testing"
@@ -216,5 +217,19 @@ func TestIDJSON(t *testing.T) {
 	}
 	if _, err := (janus.ID{}).MarshalJSON(); err == nil {
 		t.Error("marshalled an empty id")
+	}
+}
+
+func TestURLFormsNameConfiguredDomains(t *testing.T) {
+	p, err := janus.New(janus.Config{Domains: map[string]janus.DomainConfig{"meet.example.com": {API: "wss://meet.example.com/janus"}}},
+		func(context.Context) (meeting.PeerFactory, error) { return nil, errors.New("unused") }, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forms := strings.Join(p.URLForms(), "\n")
+	for _, want := range []string{"janus+wss://HOST/PATH?room=ROOM", "janus+https://", "https://meet.example.com/ANY/PAGE?room=ROOM"} {
+		if !strings.Contains(forms, want) {
+			t.Errorf("URLForms lacks %q:\n%s", want, forms)
+		}
 	}
 }

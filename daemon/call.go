@@ -1,0 +1,230 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/atriumroom/atrium/daemon/apiv1"
+	"github.com/atriumroom/atrium/daemon/config"
+	"github.com/atriumroom/atrium/daemon/meeting"
+	"github.com/atriumroom/atrium/daemon/meeting/janus"
+	"github.com/atriumroom/atrium/daemon/meeting/rtc"
+	"github.com/atriumroom/atrium/daemon/meeting/whip"
+	"github.com/atriumroom/atrium/hal"
+)
+
+// providers builds the meeting providers the configuration asks for.
+func (s *System) providers(cfg *config.Config) ([]meeting.Provider, error) {
+	display := cfg.Meeting.DisplayName
+	if display == "" {
+		display = cfg.Room.Name
+	}
+	domains := make(map[string]janus.DomainConfig, len(cfg.Meeting.Janus.Domains))
+	for host, d := range cfg.Meeting.Janus.Domains {
+		domains[host] = janus.DomainConfig{API: d.API}
+	}
+	jp, err := janus.New(janus.Config{DisplayName: display, Domains: domains}, s.newPeers,
+		s.Deps.Logger.With("subsystem", "meeting", "provider", "janus"))
+	if err != nil {
+		return nil, fmt.Errorf("janus provider: %w", err)
+	}
+	wp, err := whip.New(whip.Config{}, s.newPeers, s.Deps.Logger.With("subsystem", "meeting", "provider", "whip"))
+	if err != nil {
+		return nil, fmt.Errorf("whip provider: %w", err)
+	}
+	return []meeting.Provider{jp, wp}, nil
+}
+
+// iceServers reads the configured STUN and TURN servers, with the TURN
+// credentials from their files.
+func iceServers(cfg []config.ICEServer) ([]meeting.ICEServer, error) {
+	out := make([]meeting.ICEServer, 0, len(cfg))
+	for i, s := range cfg {
+		srv := meeting.ICEServer{URLs: s.URLs, Username: s.Username}
+		if s.CredentialFile != "" {
+			cred, err := readSecret(s.CredentialFile)
+			if err != nil {
+				return nil, fmt.Errorf("meeting.ice_servers[%d].credential_file: %w", i, err)
+			}
+			srv.Credential = cred
+		}
+		out = append(out, srv)
+	}
+	return out, nil
+}
+
+// newPeers gives a new meeting session its media layer, built from the
+// devices present now: a camera plugged in since the last call is used.
+func (s *System) newPeers(ctx context.Context) (meeting.PeerFactory, error) {
+	var media rtc.Media
+	for _, d := range s.HAL.Devices() {
+		switch d := d.(type) {
+		case hal.Camera:
+			if media.Camera == nil {
+				media.Camera = d
+			}
+		case hal.Microphone:
+			if media.Microphone == nil {
+				media.Microphone = d
+			}
+		case hal.Speaker:
+			if media.Speaker == nil {
+				media.Speaker = d
+			}
+		case hal.VideoEncoderFactory:
+			media.VideoEncoders = append(media.VideoEncoders, d)
+		case hal.VideoDecoderFactory:
+			media.VideoDecoders = append(media.VideoDecoders, d)
+		case hal.AudioEncoderFactory:
+			media.AudioEncoders = append(media.AudioEncoders, d)
+		case hal.AudioDecoderFactory:
+			media.AudioDecoders = append(media.AudioDecoders, d)
+		}
+	}
+	m := s.Config.Meeting
+	f, err := rtc.New(rtc.Config{
+		ICEServers:      s.ice,
+		RelayOnly:       m.RelayOnly,
+		MaxVideoBitrate: m.MaxVideoBitrate,
+		Width:           m.MaxWidth, Height: m.MaxHeight, FPS: m.MaxFPS,
+		AudioBitrate: m.AudioBitrate,
+		Logger:       s.Deps.Logger.With("subsystem", "media"),
+		Now:          s.Deps.Now,
+	}, media)
+	if err != nil {
+		return nil, fmt.Errorf("media for a new meeting: %w", err)
+	}
+	return s.call.track(f), nil
+}
+
+// callTracker remembers the peers of the current session, for status.
+type callTracker struct {
+	mu    sync.Mutex
+	peers []*rtc.Peer
+}
+
+// track wraps a new session's factory; the previous session's peers are
+// forgotten (they are closed by then).
+func (c *callTracker) track(f *rtc.Factory) meeting.PeerFactory {
+	c.mu.Lock()
+	c.peers = nil
+	c.mu.Unlock()
+	return trackingFactory{f: f, c: c}
+}
+
+type trackingFactory struct {
+	f *rtc.Factory
+	c *callTracker
+}
+
+func (t trackingFactory) NewPeer(ctx context.Context, opts meeting.PeerOptions) (meeting.Peer, error) {
+	p, err := t.f.NewPeer(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if rp, ok := p.(*rtc.Peer); ok {
+		t.c.mu.Lock()
+		t.c.peers = append(t.c.peers, rp)
+		t.c.mu.Unlock()
+	}
+	return p, nil
+}
+
+// callStatus describes the meeting in progress, or nil outside one.
+func (s *System) callStatus(m apiv1.Meeting) *apiv1.Call {
+	switch m.State {
+	case apiv1.MeetingJoining, apiv1.MeetingConnected, apiv1.MeetingReconnecting:
+	default:
+		return nil
+	}
+	call := &apiv1.Call{Participants: []apiv1.Participant{}, Peers: []apiv1.PeerStats{}}
+	if js, ok := s.Meeting.Session().(*janus.Session); ok {
+		for _, p := range js.Participants() {
+			ap := apiv1.Participant{ID: p.ID.String(), Display: p.Display}
+			for _, st := range p.Streams {
+				ap.Audio = ap.Audio || st.Type == "audio" && !st.Disabled
+				ap.Video = ap.Video || st.Type == "video" && !st.Disabled
+			}
+			call.Participants = append(call.Participants, ap)
+		}
+	}
+	s.call.mu.Lock()
+	peers := append([]*rtc.Peer(nil), s.call.peers...)
+	s.call.mu.Unlock()
+	for _, p := range peers {
+		call.Peers = append(call.Peers, convertPeerStats(p.Stats()))
+	}
+	return call
+}
+
+func convertPeerStats(st rtc.PeerStats) apiv1.PeerStats {
+	out := apiv1.PeerStats{
+		Label: st.Label, State: st.State,
+		BitrateIn: st.BitrateIn, BitrateOut: st.BitrateOut, TargetBitrate: st.TargetBitrate,
+		PacketsLost: st.PacketsLost,
+		JitterMs:    float64(st.Jitter) / float64(time.Millisecond),
+		RTTMs:       float64(st.RTT) / float64(time.Millisecond),
+		Encoder:     st.Encoder,
+		Sent:        []apiv1.SentTrack{},
+		Recv:        []apiv1.ReceivedTrack{},
+	}
+	if c := st.Candidates; c != nil {
+		proto := c.Protocol
+		if c.LocalType == "relay" && c.RelayProtocol != "" {
+			proto = c.RelayProtocol
+		}
+		out.Path = c.LocalType + " " + proto
+	}
+	for kind, snd := range map[string]*rtc.SendStats{"video": st.Video, "audio": st.Audio} {
+		if snd != nil {
+			out.Sent = append(out.Sent, apiv1.SentTrack{Kind: kind, Codec: string(snd.Codec), PacketsSent: snd.PacketsSent, FramesSent: snd.FramesSent})
+		}
+	}
+	if len(out.Sent) == 2 && out.Sent[0].Kind == "audio" {
+		out.Sent[0], out.Sent[1] = out.Sent[1], out.Sent[0] // video first, steadily
+	}
+	for _, t := range st.Tracks {
+		out.Recv = append(out.Recv, apiv1.ReceivedTrack{
+			ID: t.ID, Kind: t.Kind, Codec: string(t.Codec), PacketsReceived: t.PacketsReceived,
+			Frames: t.Frames, FramesDropped: t.FramesDropped, AudioLevel: t.AudioLevel,
+		})
+	}
+	return out
+}
+
+// readSecret reads a credential file, refusing one others can read.
+func readSecret(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s: mode %04o lets others read it; chmod 600", path, fi.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	secret := strings.TrimSpace(string(b))
+	if secret == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return secret, nil
+}
+
+// joinContext bounds a join by the setup timeout, under roomd's own life
+// rather than the caller's: a kiosk page that reloads must not abort it,
+// shutting down must.
+func (s *System) joinContext() (context.Context, context.CancelFunc) {
+	s.mu.Lock()
+	base := s.runCtx
+	s.mu.Unlock()
+	if base == nil {
+		base = context.Background()
+	}
+	return context.WithTimeout(base, s.Config.Meeting.SetupTimeout.Duration)
+}

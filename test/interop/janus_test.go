@@ -1,0 +1,138 @@
+// Package interop joins the real roomd to real meeting servers with real
+// browsers in the same meeting. It runs in its own network namespace
+// (test/netns): media flows between processes of this test only.
+package interop
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/atriumroom/atrium/daemon/apiv1"
+	"github.com/atriumroom/atrium/test/guest"
+	"github.com/atriumroom/atrium/test/janustest"
+	"github.com/atriumroom/atrium/test/netns"
+	"github.com/atriumroom/atrium/test/roomdtest"
+)
+
+func TestMain(m *testing.M) { netns.Main(m) }
+
+// janusRoomURL is the explicit meeting URL of a harness room.
+func janusRoomURL(t *testing.T, srv *janustest.Server, room int) string {
+	t.Helper()
+	u, err := url.Parse(srv.WSURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("janus+ws://%s/?room=%d", u.Host, room)
+}
+
+func roomctl(t *testing.T, bin string, d *roomdtest.Daemon, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(bin, append([]string{"-socket", d.Socket}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// TestRoomAndChromiumGuestInJanusRoom is the meeting a room exists for:
+// roomctl joins a Janus room by URL, a Chromium guest in that room sees and
+// hears the room, the room receives the guest, and leave ends it cleanly.
+func TestRoomAndChromiumGuestInJanusRoom(t *testing.T) {
+	srv := janustest.Start(t)
+	d := roomdtest.Start(t, roomdtest.Options{})
+	ctl := roomdtest.Build(t, "./cmd/roomctl")
+	ctx := roomdtest.Context(t, 90*time.Second)
+
+	g := guest.Start(t, guest.Options{JanusWS: srv.WSURL, Room: janustest.Room, Display: "Chromium guest"})
+	if err := g.WaitJoined(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	out, err := roomctl(t, ctl, d, "join", janusRoomURL(t, srv, janustest.Room))
+	if err != nil || !strings.Contains(out, "connected") {
+		t.Fatalf("roomctl join: %v\n%s\n--- roomd ---\n%s", err, out, d.Log())
+	}
+
+	// Within 10 s both ways, as a person in either place would expect.
+	media, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	feed, err := g.WaitFeed(media, d.Room, func(f guest.Feed) bool {
+		return f.VideoFramesDecoded > 10 && f.AudioPacketsReceived > 10
+	})
+	if err != nil {
+		t.Fatalf("Chromium does not see and hear the room: %v (last: %+v)\n--- roomd ---\n%s", err, feed, d.Log())
+	}
+	t.Logf("Chromium receives the room: %d frames decoded (%dx%d %s), %d audio packets",
+		feed.VideoFramesDecoded, feed.VideoWidth, feed.VideoHeight, feed.Codec, feed.AudioPacketsReceived)
+
+	call, err := waitCall(media, d, func(c *apiv1.Call) error {
+		var guestSeen bool
+		for _, p := range c.Participants {
+			guestSeen = guestSeen || p.Display == "Chromium guest" && p.Audio && p.Video
+		}
+		if !guestSeen {
+			return errors.New("the guest is not a participant publishing audio and video")
+		}
+		var video, audio uint64
+		for _, p := range c.Peers {
+			for _, r := range p.Recv {
+				switch r.Kind {
+				case "video":
+					video += r.Frames
+				case "audio":
+					audio += r.PacketsReceived
+				}
+			}
+		}
+		if video <= 10 || audio <= 10 {
+			return fmt.Errorf("received %d video frames and %d audio packets from the guest", video, audio)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("the room does not receive the guest: %v\n%+v", err, call)
+	}
+	for _, p := range call.Peers {
+		t.Logf("roomd peer %s: %s, path %q, encoder %q, sent %+v, received %+v", p.Label, p.State, p.Path, p.Encoder, p.Sent, p.Recv)
+	}
+
+	out, err = roomctl(t, ctl, d, "leave")
+	if err != nil || !strings.Contains(out, "left") {
+		t.Fatalf("roomctl leave: %v\n%s", err, out)
+	}
+	if err := g.WaitFeedGone(ctx, d.Room); err != nil {
+		t.Fatalf("the guest still sees the room after leave: %v", err)
+	}
+	st, err := d.Client.Status(ctx)
+	if err != nil || st.Meeting.State != apiv1.MeetingLeft || st.Call != nil {
+		t.Fatalf("after leave: %+v %v", st.Meeting, err)
+	}
+}
+
+// waitCall polls roomd's status until check accepts its call.
+func waitCall(ctx context.Context, d *roomdtest.Daemon, check func(*apiv1.Call) error) (*apiv1.Call, error) {
+	var last error
+	for {
+		st, err := d.Client.Status(ctx)
+		if err == nil {
+			if st.Call == nil {
+				last = fmt.Errorf("not in a call: meeting %+v", st.Meeting)
+			} else if last = check(st.Call); last == nil {
+				return st.Call, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return st.Call, fmt.Errorf("%w: %v", ctx.Err(), last)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
