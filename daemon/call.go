@@ -116,6 +116,19 @@ func (c *callTracker) track(f *rtc.Factory) meeting.PeerFactory {
 	return trackingFactory{f: f, c: c}
 }
 
+// lastMedia is when media last arrived on any connection of the session.
+func (c *callTracker) lastMedia() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var last time.Time
+	for _, p := range c.peers {
+		if t := p.LastMedia(); t.After(last) {
+			last = t
+		}
+	}
+	return last
+}
+
 type trackingFactory struct {
 	f *rtc.Factory
 	c *callTracker

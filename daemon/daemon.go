@@ -154,6 +154,12 @@ func (s *System) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	g.Go(func() error { return s.HAL.Run(gctx) })
 	g.Go(func() error { return s.Meeting.Run(gctx) })
+	g.Go(func() error {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		s.Meeting.WatchMedia(gctx, s.call.lastMedia, s.Config.Meeting.MediaTimeout.Duration, tick.C)
+		return nil
+	})
 	g.Go(func() error { s.forwardDeviceChanges(gctx); return nil })
 
 	var servers []*http.Server

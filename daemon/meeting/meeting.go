@@ -70,9 +70,10 @@ type Engine struct {
 
 	joinMu sync.Mutex // serializes Join and Leave
 
-	mu      sync.Mutex
-	state   apiv1.Meeting
-	session Session
+	mu          sync.Mutex
+	state       apiv1.Meeting
+	session     Session
+	connectedAt time.Time // when session connected
 }
 
 // NewEngine returns an idle engine. Providers are tried in order.
@@ -147,6 +148,7 @@ func (e *Engine) Join(ctx context.Context, raw string) (apiv1.Meeting, error) {
 	}
 	e.mu.Lock()
 	e.session = sess
+	e.connectedAt = e.now()
 	e.mu.Unlock()
 	// Connected is published before Run watches the session: a session that
 	// ends at once then moves the engine on from connected, rather than a

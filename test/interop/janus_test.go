@@ -1,6 +1,3 @@
-// Package interop joins the real roomd to real meeting servers with real
-// browsers in the same meeting. It runs in its own network namespace
-// (test/netns): media flows between processes of this test only.
 package interop
 
 import (
@@ -17,11 +14,8 @@ import (
 	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/test/guest"
 	"github.com/atriumroom/atrium/test/janustest"
-	"github.com/atriumroom/atrium/test/netns"
 	"github.com/atriumroom/atrium/test/roomdtest"
 )
-
-func TestMain(m *testing.M) { netns.Main(m) }
 
 // janusRoomURL is the explicit meeting URL of a harness room.
 func janusRoomURL(t *testing.T, srv *janustest.Server, room int) string {
