@@ -23,7 +23,7 @@
 // room is required: digits make a numeric room id, anything else a string
 // id (for servers run with string_ids). pin is the room's PIN, if it has
 // one. display is the name other participants see; it defaults to
-// Config.DisplayName. Other query parameters are ignored. URLS.md has the
+// Config.DisplayName. Other query parameters are ignored. docs/MEETING-URLS.md has the
 // full rules.
 //
 // # Protocol

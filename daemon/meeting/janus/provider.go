@@ -75,7 +75,7 @@ var (
 	_ meeting.URLFormer = (*Provider)(nil)
 )
 
-// URLForms implements meeting.URLFormer: the forms URLS.md documents, with
+// URLForms implements meeting.URLFormer: the forms docs/MEETING-URLS.md documents, with
 // the configured web domains spelled out.
 func (p *Provider) URLForms() []string {
 	forms := []string{

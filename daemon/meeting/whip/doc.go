@@ -25,7 +25,7 @@
 // hides fragments and known secret parameters but not the inside of whep.
 // Tokens never appear in this package's logs or errors: endpoint URLs carry
 // no fragment, Redact strips it from meeting URLs, and a server that echoes
-// the token in an error text has it replaced. URLS.md has the full rules.
+// the token in an error text has it replaced. docs/MEETING-URLS.md has the full rules.
 //
 // # Protocol
 //
