@@ -60,10 +60,13 @@ lint:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
+# Benchmarks, each against the real alternative where there is one; results
+# go to bench/results/. Join needs root (network namespace), Janus, Chromium.
 bench: build
 	@mkdir -p bench/results
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./test/integration/ | tee bench/results/startup.txt
-	$(GO) test -run '^$$' -bench . ./hal/... | tee bench/results/hal-sim.txt
+	$(GO) test -run '^$$' -bench . ./hal/... | tee bench/results/hal.txt
+	$(GO) test -run '^$$' -bench Join -benchtime 1x -timeout 10m ./test/interop/
 
 clean:
 	rm -rf bin $(RUN_DIR) $(ARTIFACTS)

@@ -204,9 +204,46 @@ func convertPeerStats(st rtc.PeerStats) apiv1.PeerStats {
 		out.Recv = append(out.Recv, apiv1.ReceivedTrack{
 			ID: t.ID, Kind: t.Kind, Codec: string(t.Codec), PacketsReceived: t.PacketsReceived,
 			Frames: t.Frames, FramesDropped: t.FramesDropped, AudioLevel: t.AudioLevel,
+			FirstFrameAt: t.FirstFrameAt,
 		})
 	}
 	return out
+}
+
+// Call stats go to the event stream every CallStatsInterval, and a summary
+// to the log every CallLogInterval, while the room is in a meeting.
+const (
+	CallStatsInterval = 5 * time.Second
+	CallLogInterval   = 30 * time.Second
+)
+
+func (s *System) reportCalls(ctx context.Context) {
+	tick := time.NewTicker(CallStatsInterval)
+	defer tick.Stop()
+	var lastLog time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		call := s.callStatus(s.Meeting.State())
+		if call == nil {
+			continue
+		}
+		if err := s.Events.Publish(apiv1.EventCallStats, call); err != nil {
+			s.Deps.Logger.Error("publish call stats", "err", err)
+		}
+		if now := s.Deps.Now(); now.Sub(lastLog) >= CallLogInterval {
+			lastLog = now
+			for _, p := range call.Peers {
+				s.Deps.Logger.Info("call", "peer", p.Label, "state", p.State, "path", p.Path,
+					"in_bps", p.BitrateIn, "out_bps", p.BitrateOut, "target_bps", p.TargetBitrate,
+					"lost", p.PacketsLost, "rtt_ms", p.RTTMs, "jitter_ms", p.JitterMs, "encoder", p.Encoder,
+					"participants", len(call.Participants))
+			}
+		}
+	}
 }
 
 // readSecret reads a credential file, refusing one others can read.

@@ -160,6 +160,7 @@ func (s *System) Run(ctx context.Context) error {
 		s.Meeting.WatchMedia(gctx, s.call.lastMedia, s.Config.Meeting.MediaTimeout.Duration, tick.C)
 		return nil
 	})
+	g.Go(func() error { s.reportCalls(gctx); return nil })
 	g.Go(func() error { s.forwardDeviceChanges(gctx); return nil })
 
 	var servers []*http.Server

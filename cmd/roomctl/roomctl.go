@@ -312,6 +312,16 @@ func describeEvent(ev apiv1.Event) string {
 		if json.Unmarshal(ev.Data, &m) == nil {
 			return describeMeeting(m)
 		}
+	case apiv1.EventCallStats:
+		var c apiv1.Call
+		if json.Unmarshal(ev.Data, &c) == nil {
+			parts := []string{fmt.Sprintf("%d participants", len(c.Participants))}
+			for _, p := range c.Peers {
+				parts = append(parts, fmt.Sprintf("%s %s via %s: in %d kbit/s, out %d kbit/s, lost %d, rtt %.0f ms",
+					p.Label, p.State, p.Path, p.BitrateIn/1000, p.BitrateOut/1000, p.PacketsLost, p.RTTMs))
+			}
+			return strings.Join(parts, "; ")
+		}
 	case apiv1.EventDeviceAdded, apiv1.EventDeviceRemoved, apiv1.EventDeviceChanged:
 		var d apiv1.Device
 		if json.Unmarshal(ev.Data, &d) == nil {

@@ -145,7 +145,7 @@ func TestOpenAPIMatchesTypes(t *testing.T) {
 		}
 	}
 	evTypes := doc.Comps.Schemas["Event"].Properties["type"].Enum
-	wantEv := []string{string(apiv1.EventStatus), string(apiv1.EventMeetingState), string(apiv1.EventDeviceAdded), string(apiv1.EventDeviceRemoved), string(apiv1.EventDeviceChanged)}
+	wantEv := []string{string(apiv1.EventStatus), string(apiv1.EventMeetingState), string(apiv1.EventDeviceAdded), string(apiv1.EventDeviceRemoved), string(apiv1.EventDeviceChanged), string(apiv1.EventCallStats)}
 	if !reflect.DeepEqual(evTypes, wantEv) {
 		t.Errorf("event types: documented %v, code %v", evTypes, wantEv)
 	}

@@ -105,6 +105,13 @@ type ReceivedTrack struct {
 	Frames          uint64  `json:"frames"` // video: whole frames; audio: packets
 	FramesDropped   uint64  `json:"framesDropped"`
 	AudioLevel      float64 `json:"audioLevel,omitempty"` // dBov
+	// FirstFrameAt is when roomd handed the track's first frame to its
+	// sinks: for video the first whole frame, reassembled from RTP from a
+	// keyframe on (roomd does not decode video itself), for audio the first
+	// packet. Absent until then. omitzero leaves it out; omitempty, a no-op
+	// on a time, marks it optional for readers of the tag that predate
+	// omitzero, such as the OpenAPI check in package api.
+	FirstFrameAt time.Time `json:"firstFrameAt,omitempty,omitzero"`
 }
 
 // Meeting describes the current or last meeting.
@@ -194,13 +201,15 @@ type JoinRequest struct {
 type EventType string
 
 // Event types. Data holds, per type: status → Status; meeting.state → Meeting;
-// device.added, device.removed, device.changed → Device.
+// device.added, device.removed, device.changed → Device; call.stats → Call,
+// every few seconds while in a meeting.
 const (
 	EventStatus        EventType = "status"
 	EventMeetingState  EventType = "meeting.state"
 	EventDeviceAdded   EventType = "device.added"
 	EventDeviceRemoved EventType = "device.removed"
 	EventDeviceChanged EventType = "device.changed"
+	EventCallStats     EventType = "call.stats"
 )
 
 // Event is one message of GET /events, sent as a server-sent event whose

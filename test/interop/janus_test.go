@@ -3,6 +3,7 @@ package interop
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -98,6 +99,22 @@ func TestRoomAndChromiumGuestInJanusRoom(t *testing.T) {
 		t.Logf("roomd peer %s: %s, path %q, encoder %q, sent %+v, received %+v", p.Label, p.State, p.Path, p.Encoder, p.Sent, p.Recv)
 	}
 
+	// The same call, as the event stream reports it every few seconds.
+	statsCtx, stopStats := context.WithTimeout(ctx, 2*roomdStatsInterval)
+	defer stopStats()
+	var statsEvent *apiv1.Call
+	_ = d.Client.Events(statsCtx, func(ev apiv1.Event) error {
+		var c apiv1.Call
+		if ev.Type == apiv1.EventCallStats && json.Unmarshal(ev.Data, &c) == nil && len(c.Peers) > 0 {
+			statsEvent = &c
+			return errStop
+		}
+		return nil
+	})
+	if statsEvent == nil || len(statsEvent.Participants) == 0 {
+		t.Errorf("no call.stats event with peers and participants within %s: %+v", 2*roomdStatsInterval, statsEvent)
+	}
+
 	out, err = roomctl(t, ctl, d, "leave")
 	if err != nil || !strings.Contains(out, "left") {
 		t.Fatalf("roomctl leave: %v\n%s", err, out)
@@ -110,6 +127,11 @@ func TestRoomAndChromiumGuestInJanusRoom(t *testing.T) {
 		t.Fatalf("after leave: %+v %v", st.Meeting, err)
 	}
 }
+
+// roomdStatsInterval is daemon.CallStatsInterval, without importing the daemon.
+const roomdStatsInterval = 5 * time.Second
+
+var errStop = errors.New("seen")
 
 // waitCall polls roomd's status until check accepts its call.
 func waitCall(ctx context.Context, d *roomdtest.Daemon, check func(*apiv1.Call) error) (*apiv1.Call, error) {

@@ -42,12 +42,31 @@ type remoteTrack struct {
 	packets, bytes                   atomic.Uint64
 	frames, framesDropped, keyframes atomic.Uint64
 	plisSent                         atomic.Uint64
-	lastPLI                          atomic.Int64  // UnixNano
-	power                            atomic.Uint64 // float64 bits: smoothed mean square
+	firstFrame                       atomic.Pointer[time.Time] // see noteFrame
+	lastPLI                          atomic.Int64              // UnixNano
+	power                            atomic.Uint64             // float64 bits: smoothed mean square
 	srMu                             sync.Mutex
 	srNTP                            uint64
 	srRTP                            uint32
 	haveSR                           bool
+}
+
+// noteFrame counts a frame handed to the sinks and remembers when the
+// first one was: at is the arrival of the packet that completed it.
+func (rt *remoteTrack) noteFrame(at time.Time) {
+	rt.frames.Add(1)
+	if rt.firstFrame.Load() == nil {
+		first := at // escapes only here, not on every frame
+		rt.firstFrame.CompareAndSwap(nil, &first)
+	}
+}
+
+// firstFrameAt is when the first frame reached the sinks; zero before.
+func (rt *remoteTrack) firstFrameAt() time.Time {
+	if at := rt.firstFrame.Load(); at != nil {
+		return *at
+	}
+	return time.Time{}
 }
 
 // setLevel folds one packet's mean square into the smoothed level.
@@ -277,7 +296,7 @@ func (p *Peer) receiveVideo(_ context.Context, track *webrtc.TrackRemote, rt *re
 			CapturedAt: rt.captureTime(first, s.PacketTimestamp, arrival),
 			Duration:   s.Duration,
 		}
-		rt.frames.Add(1)
+		rt.noteFrame(arrival)
 		if key {
 			rt.keyframes.Add(1)
 		}
@@ -370,7 +389,7 @@ func (p *Peer) receiveAudio(ctx context.Context, track *webrtc.TrackRemote, rt *
 			CapturedAt: rt.captureTime(&pkt.Header, pkt.Timestamp, arrival),
 			Duration:   opusDuration(pkt.Payload),
 		}
-		rt.frames.Add(1)
+		rt.noteFrame(arrival)
 		for _, sink := range p.f.media.AudioSinks {
 			if err := sink.WriteAudio(rt.info, frame); err != nil {
 				p.log.Debug("audio sink", "track", rt.info.ID, "err", err)

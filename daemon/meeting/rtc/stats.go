@@ -125,6 +125,12 @@ type TrackStats struct {
 	Frames            uint64 `json:"frames"`
 	FramesDropped     uint64 `json:"framesDropped"`
 	KeyframesReceived uint64 `json:"keyframesReceived,omitempty"`
+	// FirstFrameAt is when the first frame was handed to the sinks, by the
+	// Factory's clock: for video, the arrival of the packet that completed
+	// the first whole frame a decoder can start from (a keyframe; frames
+	// are reassembled here, not decoded); for audio, the first packet's
+	// arrival. Zero until then.
+	FirstFrameAt time.Time `json:"firstFrameAt,omitzero"`
 	// AudioLevel is the smoothed level in dBov (SilenceDBov: silent), for
 	// "who is speaking".
 	AudioLevel float64 `json:"audioLevel,omitempty"`
@@ -201,6 +207,7 @@ func (p *Peer) Stats() PeerStats {
 			Frames:            rt.frames.Load(),
 			FramesDropped:     rt.framesDropped.Load(),
 			KeyframesReceived: rt.keyframes.Load(),
+			FirstFrameAt:      rt.firstFrameAt(),
 		}
 		if in, ok := inbound[rt.info.SSRC]; ok {
 			ts.PacketsLost = int64(in.PacketsLost)
