@@ -85,6 +85,7 @@ func (s *System) newPeers(ctx context.Context) (meeting.PeerFactory, error) {
 			media.AudioDecoders = append(media.AudioDecoders, d)
 		}
 	}
+	media.VideoSinks = []rtc.VideoSink{s.Video}
 	m := s.Config.Meeting
 	f, err := rtc.New(rtc.Config{
 		ICEServers:      s.ice,

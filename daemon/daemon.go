@@ -32,6 +32,7 @@ import (
 	"github.com/atriumroom/atrium/daemon/events"
 	"github.com/atriumroom/atrium/daemon/meeting"
 	"github.com/atriumroom/atrium/daemon/sdnotify"
+	"github.com/atriumroom/atrium/daemon/videofeed"
 	"github.com/atriumroom/atrium/hal"
 	"github.com/atriumroom/atrium/hal/sim"
 	"github.com/atriumroom/atrium/hal/swcodec"
@@ -64,6 +65,7 @@ type System struct {
 	Sim     *sim.Driver // the simulated devices, present whatever hal.simulate says
 	Events  *events.Bus
 	Meeting *meeting.Engine
+	Video   *videofeed.Feed // remote video, encoded, to the kiosk
 	API     *api.Server
 
 	bootID    string
@@ -128,7 +130,8 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 			return nil, err
 		}
 	}
-	s.API = api.New(deps.Logger.With("subsystem", "api"), s, deps.UI, token)
+	s.Video = videofeed.New(deps.Logger.With("subsystem", "videofeed"))
+	s.API = api.New(deps.Logger.With("subsystem", "api"), s, api.Mounts{UI: deps.UI, Video: s.Video.Handler()}, token)
 	return s, nil
 }
 
@@ -137,6 +140,8 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 // error when a subsystem could not start or failed.
 func (s *System) Run(ctx context.Context) error {
 	log := s.Deps.Logger
+	// The feed's goroutine started with New; it ends with Run, however Run ends.
+	defer s.Video.Close()
 	s.notify("STATUS=Starting")
 	if err := os.MkdirAll(s.Config.Daemon.StateDir, 0o750); err != nil {
 		return fmt.Errorf("create state directory: %w", err)
@@ -186,6 +191,9 @@ func (s *System) Run(ctx context.Context) error {
 		<-gctx.Done()
 		s.setState(apiv1.DaemonStopping)
 		s.notify("STOPPING=1")
+		// Video sockets are hijacked connections that Shutdown does not wait
+		// for: end them first.
+		_ = s.Video.Close()
 		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(gctx), ShutdownTimeout)
 		defer cancel()
 		var errs []error

@@ -65,14 +65,24 @@ const KeepaliveInterval = 15 * time.Second
 type Server struct {
 	logger  *slog.Logger
 	backend Backend
-	ui      http.Handler
+	mounts  Mounts
 	token   string
 }
 
-// New returns a server for backend. ui serves every path outside /api/; it
-// may be nil. token is required by AccessToken listeners.
-func New(logger *slog.Logger, backend Backend, ui http.Handler, token string) *Server {
-	return &Server{logger: logger, backend: backend, ui: ui, token: token}
+// Mounts are handlers the API serves but does not implement; nil ones are
+// answered 404 (UI) or 503 (video).
+type Mounts struct {
+	// UI serves every path outside /api/: the kiosk.
+	UI http.Handler
+	// Video is the WebSocket of encoded remote video for the kiosk
+	// (package videofeed), at /api/v1/media/video.
+	Video http.Handler
+}
+
+// New returns a server for backend. token is required by AccessToken
+// listeners.
+func New(logger *slog.Logger, backend Backend, mounts Mounts, token string) *Server {
+	return &Server{logger: logger, backend: backend, mounts: mounts, token: token}
 }
 
 type route struct {
@@ -88,6 +98,7 @@ var routes = []route{
 	{http.MethodPost, "/meeting/leave", (*Server).postLeave},
 	{http.MethodGet, "/events", (*Server).getEvents},
 	{http.MethodGet, "/openapi.json", (*Server).getOpenAPI},
+	{http.MethodGet, "/media/video", (*Server).getVideo},
 }
 
 // Handler returns the handler for a listener with the given access rule.
@@ -100,8 +111,8 @@ func (s *Server) Handler(access Access) http.Handler {
 		})
 	}
 	mux.HandleFunc("/api/", s.notFoundOrMethod)
-	if s.ui != nil {
-		mux.Handle("/", s.ui)
+	if s.mounts.UI != nil {
+		mux.Handle("/", s.mounts.UI)
 	}
 	return s.recoverer(s.guard(access, mux))
 }
@@ -196,6 +207,14 @@ func (s *Server) getStatus(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getDevices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, apiv1.DeviceList{Devices: ConvertDevices(s.backend.Devices())})
+}
+
+func (s *Server) getVideo(w http.ResponseWriter, r *http.Request) {
+	if s.mounts.Video == nil {
+		s.problem(w, r, http.StatusServiceUnavailable, apiv1.ProblemUnavailable, "No video feed", "this roomd serves no video to the kiosk", "")
+		return
+	}
+	s.mounts.Video.ServeHTTP(w, r)
 }
 
 func (s *Server) getOpenAPI(w http.ResponseWriter, r *http.Request) {

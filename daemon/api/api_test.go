@@ -63,7 +63,7 @@ func newTestServer(t *testing.T, access Access, token string) (*httptest.Server,
 	b := &testBackend{bus: bus}
 	b.engine = meeting.NewEngine(logger, time.Now, func(m apiv1.Meeting) { _ = bus.Publish(apiv1.EventMeetingState, m) })
 	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ui:"+r.URL.Path) })
-	ts := httptest.NewServer(New(logger, b, ui, token).Handler(access))
+	ts := httptest.NewServer(New(logger, b, Mounts{UI: ui}, token).Handler(access))
 	t.Cleanup(ts.Close)
 	return ts, b
 }

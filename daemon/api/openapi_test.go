@@ -108,7 +108,7 @@ func TestOpenAPIMatchesTypes(t *testing.T) {
 				continue
 			}
 			fields = append(fields, jsonName)
-			if !strings.Contains(opts, "omitempty") {
+			if !strings.Contains(opts, "omitempty") && !strings.Contains(opts, "omitzero") {
 				required = append(required, jsonName)
 			}
 			prop, ok := schema.Properties[jsonName]

@@ -111,7 +111,7 @@ type ReceivedTrack struct {
 	// packet. Absent until then. omitzero leaves it out; omitempty, a no-op
 	// on a time, marks it optional for readers of the tag that predate
 	// omitzero, such as the OpenAPI check in package api.
-	FirstFrameAt time.Time `json:"firstFrameAt,omitempty,omitzero"`
+	FirstFrameAt time.Time `json:"firstFrameAt,omitzero"`
 }
 
 // Meeting describes the current or last meeting.

@@ -3,6 +3,7 @@ package interop
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/test/guest"
@@ -99,6 +102,10 @@ func TestRoomAndChromiumGuestInJanusRoom(t *testing.T) {
 		t.Logf("roomd peer %s: %s, path %q, encoder %q, sent %+v, received %+v", p.Label, p.State, p.Path, p.Encoder, p.Sent, p.Recv)
 	}
 
+	// The kiosk's video feed carries the guest's video, encoded, starting
+	// with a keyframe.
+	checkVideoFeed(ctx, t, d)
+
 	// The same call, as the event stream reports it every few seconds.
 	statsCtx, stopStats := context.WithTimeout(ctx, 2*roomdStatsInterval)
 	defer stopStats()
@@ -125,6 +132,53 @@ func TestRoomAndChromiumGuestInJanusRoom(t *testing.T) {
 	st, err := d.Client.Status(ctx)
 	if err != nil || st.Meeting.State != apiv1.MeetingLeft || st.Call != nil {
 		t.Fatalf("after leave: %+v %v", st.Meeting, err)
+	}
+}
+
+// checkVideoFeed reads roomd's video WebSocket as the kiosk would.
+func checkVideoFeed(ctx context.Context, t *testing.T, d *roomdtest.Daemon) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ws := "ws" + strings.TrimPrefix(d.URL, "http") + "/api/v1/media/video"
+	c, _, err := websocket.Dial(ctx, ws, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", ws, err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(8 << 20)
+	var tracks struct {
+		Type   string `json:"type"`
+		Tracks []struct {
+			N     int    `json:"n"`
+			Codec string `json:"codec"`
+		} `json:"tracks"`
+	}
+	typ, data, err := c.Read(ctx)
+	if err != nil || typ != websocket.MessageText || json.Unmarshal(data, &tracks) != nil || tracks.Type != "tracks" || len(tracks.Tracks) == 0 {
+		t.Fatalf("first video feed message: %v %s", err, data)
+	}
+	for {
+		typ, data, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("no video frame on the feed: %v", err)
+		}
+		if typ != websocket.MessageBinary {
+			continue
+		}
+		if len(data) < 17 || data[0] != 1 {
+			t.Fatalf("bad frame message: % x", data[:min(len(data), 16)])
+		}
+		keyframe := data[1]&1 == 1
+		captured := time.UnixMicro(int64(binary.BigEndian.Uint64(data[4:12])))
+		if !keyframe {
+			t.Fatal("the first frame on the feed is not a keyframe")
+		}
+		if age := time.Since(captured); age < 0 || age > 10*time.Second {
+			t.Errorf("frame capture time %v is %v old", captured, age)
+		}
+		t.Logf("video feed: %d tracks (%s), first frame %d bytes, keyframe", len(tracks.Tracks), tracks.Tracks[0].Codec, len(data)-16)
+		return
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/cc"
@@ -143,6 +144,10 @@ func (f *Factory) buildAPI() (*webrtc.API, error) {
 	}
 
 	se := webrtc.SettingEngine{LoggerFactory: f.logs}
+	// pion resends a lost DTLS handshake flight after 1 s; against Janus the
+	// first flight of the subscriber connection is often lost, and that
+	// second cost most of a join (measured in bench/results/join.txt).
+	se.SetDTLSRetransmissionInterval(DTLSRetransmissionInterval)
 	if f.cfg.Net != nil {
 		se.SetNet(f.cfg.Net)
 	}
@@ -156,6 +161,10 @@ func (f *Factory) buildAPI() (*webrtc.API, error) {
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
 }
+
+// DTLSRetransmissionInterval is how soon a lost DTLS handshake flight is
+// sent again (pion's default is 1 s).
+const DTLSRetransmissionInterval = 100 * time.Millisecond
 
 func (f *Factory) takeEstimator(id string) *estimator {
 	f.mu.Lock()
