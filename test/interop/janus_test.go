@@ -16,6 +16,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/atriumroom/atrium/daemon/apiv1"
+	"github.com/atriumroom/atrium/hal"
+	"github.com/atriumroom/atrium/hal/swcodec"
 	"github.com/atriumroom/atrium/test/guest"
 	"github.com/atriumroom/atrium/test/janustest"
 	"github.com/atriumroom/atrium/test/roomdtest"
@@ -63,15 +65,24 @@ func TestRoomAndChromiumGuestInJanusRoom(t *testing.T) {
 	media, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	feed, err := g.WaitFeed(media, d.Room, func(f guest.Feed) bool {
-		return f.VideoFramesDecoded > 10 && f.AudioPacketsReceived > 10
+		// AudioEnergy grows only with sound: the simulated microphone's tone.
+		return f.VideoFramesDecoded > 10 && f.AudioPacketsReceived > 10 && f.AudioEnergy > 0
 	})
 	if err != nil {
 		t.Fatalf("Chromium does not see and hear the room: %v (last: %+v)\n--- roomd ---\n%s", err, feed, d.Log())
 	}
-	t.Logf("Chromium receives the room: %d frames decoded (%dx%d %s), %d audio packets",
-		feed.VideoFramesDecoded, feed.VideoWidth, feed.VideoHeight, feed.Codec, feed.AudioPacketsReceived)
+	t.Logf("Chromium receives the room: %d frames decoded (%dx%d %s), %d audio packets, audio energy %.3g",
+		feed.VideoFramesDecoded, feed.VideoWidth, feed.VideoHeight, feed.Codec, feed.AudioPacketsReceived, feed.AudioEnergy)
 
+	loudest := -127.0 // dBov heard from the guest so far: Chromium's fake microphone beeps
 	call, err := waitCall(media, d, func(c *apiv1.Call) error {
+		for _, p := range c.Peers {
+			for _, r := range p.Recv {
+				if r.Kind == "audio" && r.AudioLevel != 0 && r.AudioLevel > loudest {
+					loudest = r.AudioLevel
+				}
+			}
+		}
 		var guestSeen bool
 		for _, p := range c.Participants {
 			guestSeen = guestSeen || p.Display == "Chromium guest" && p.Audio && p.Video
@@ -92,6 +103,9 @@ func TestRoomAndChromiumGuestInJanusRoom(t *testing.T) {
 		}
 		if video <= 10 || audio <= 10 {
 			return fmt.Errorf("received %d video frames and %d audio packets from the guest", video, audio)
+		}
+		if loudest < -60 {
+			return fmt.Errorf("the guest's audio is silent: loudest level %.1f dBov", loudest)
 		}
 		return nil
 	})
@@ -177,6 +191,17 @@ func checkVideoFeed(ctx context.Context, t *testing.T, d *roomdtest.Daemon) {
 		if age := time.Since(captured); age < 0 || age > 10*time.Second {
 			t.Errorf("frame capture time %v is %v old", captured, age)
 		}
+		// The frame decodes with roomd's own VP8 decoder into a picture.
+		dec, err := swcodec.NewVideoDecoders(nil).NewVideoDecoder(ctx, hal.CodecVP8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dec.Close()
+		pics, err := dec.Decode(ctx, hal.EncodedFrame{Codec: hal.CodecVP8, Data: data[16:], Keyframe: true})
+		if err != nil || len(pics) != 1 || pics[0].Width < 160 || pics[0].Height < 90 {
+			t.Fatalf("decode the guest's keyframe: %v (%d pictures)", err, len(pics))
+		}
+		t.Logf("decoded the guest's video: %dx%d", pics[0].Width, pics[0].Height)
 		t.Logf("video feed: %d tracks (%s), first frame %d bytes, keyframe", len(tracks.Tracks), tracks.Tracks[0].Codec, len(data)-16)
 		return
 	}
