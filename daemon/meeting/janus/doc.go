@@ -39,5 +39,9 @@
 //
 // A Session ends by itself, with Err saying why, when the server closes the
 // connection, the Janus session times out, the room is destroyed, the room
-// is kicked, or a media connection fails.
+// is kicked, or a media connection fails for good. A media connection that
+// fails is given one ICE restart first: the publisher offers fresh ICE
+// credentials in a "configure", the subscriber asks Janus for a fresh offer
+// with "configure" and "restart". If the peer is not connected again within
+// 15 s, or fails again within 15 s of the restart, the session ends.
 package janus

@@ -3,7 +3,6 @@ package janus_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -196,6 +195,18 @@ func (f *fakeJanus) standard(c *fakeConn, r fakeRequest) {
 		case "subscribe", "unsubscribe":
 			c.event(r.HandleID, r.Transaction, map[string]any{"videoroom": "updated", "room": 1234, "streams": f.layout(r)},
 				f.offer())
+		case "configure":
+			switch {
+			case r.HandleID == c.handle(0) && r.JSEP != nil:
+				c.event(r.HandleID, r.Transaction, map[string]any{"videoroom": "event", "room": 1234, "configured": "ok"},
+					map[string]any{"type": "answer", "sdp": "fake-restart-answer"})
+			case r.HandleID == c.handle(1) && r.Body["restart"] == true:
+				offer := f.offer()
+				offer["restart"] = true
+				c.event(r.HandleID, r.Transaction, map[string]any{"videoroom": "updated", "room": 1234}, offer)
+			default:
+				c.event(r.HandleID, r.Transaction, map[string]any{"videoroom": "event", "room": 1234, "configured": "ok"}, nil)
+			}
 		case "start":
 			c.event(r.HandleID, r.Transaction, map[string]any{"videoroom": "event", "room": 1234, "started": "ok"}, nil)
 		case "leave":
@@ -504,11 +515,13 @@ type fakePeer struct {
 	opts  meeting.PeerOptions
 	state chan meeting.PeerState
 
-	mu        sync.Mutex
-	accepted  []string
-	offered   []string // offers given to Answer
-	answerErr error
-	closed    bool
+	mu         sync.Mutex
+	accepted   []string
+	offered    []string // offers given to Answer
+	answerErr  error
+	restarts   int
+	restartErr error
+	closed     bool
 }
 
 func (p *fakePeer) Offer(context.Context) (string, error) {
@@ -533,7 +546,19 @@ func (p *fakePeer) Answer(_ context.Context, offer string) (string, error) {
 }
 
 func (p *fakePeer) RestartICE(context.Context) (string, error) {
-	return "", errors.New("not supported")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.restartErr != nil {
+		return "", p.restartErr
+	}
+	p.restarts++
+	return fmt.Sprintf("fake-restart-offer-%d-from-%s", p.restarts, p.opts.Label), nil
+}
+
+func (p *fakePeer) accepts() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.accepted...)
 }
 
 func (p *fakePeer) State() <-chan meeting.PeerState { return p.state }

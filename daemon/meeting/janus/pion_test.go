@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
@@ -50,6 +51,9 @@ func (f *pionPeers) NewPeer(ctx context.Context, opts meeting.PeerOptions) (meet
 	pc.OnConnectionStateChange(p.onState)
 	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		p.tracks.Add(1)
+		if tr.Kind() == webrtc.RTPCodecTypeVideo {
+			p.videoSSRC.Store(uint32(tr.SSRC()))
+		}
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
@@ -92,9 +96,11 @@ type pionPeer struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	rtp       atomic.Int64 // RTP packets received
-	tracks    atomic.Int64 // remote tracks seen
-	answers   atomic.Int64 // Answer calls
+	rtp       atomic.Int64  // RTP packets received
+	tracks    atomic.Int64  // remote tracks seen
+	answers   atomic.Int64  // Answer calls
+	plis      atomic.Int64  // PLIs received on the video sender
+	videoSSRC atomic.Uint32 // the last remote video track's SSRC
 	connected atomic.Bool
 
 	mu     sync.Mutex
@@ -116,13 +122,20 @@ func (p *pionPeer) addSenders() error {
 		if err != nil {
 			return fmt.Errorf("add track: %w", err)
 		}
+		isVideo := tr == video
 		p.wg.Add(1)
 		go func() {
 			// RTCP must be read for the interceptors to work.
 			defer p.wg.Done()
 			for {
-				if _, _, err := t.Sender().ReadRTCP(); err != nil {
+				pkts, _, err := t.Sender().ReadRTCP()
+				if err != nil {
 					return
+				}
+				for _, pkt := range pkts {
+					if _, ok := pkt.(*rtcp.PictureLossIndication); ok && isVideo {
+						p.plis.Add(1)
+					}
 				}
 			}
 		}()

@@ -549,6 +549,10 @@ func TestSessionEnds(t *testing.T) {
 		s := join(t, p, f.wsURL("room=1234"))
 		peers.peer("publisher").state <- meeting.PeerState{Connected: true}
 		peers.peer("publisher").state <- meeting.PeerState{Failed: true, Reason: "ICE failed"}
+		// The ICE restart (restart_test.go) gets through, and fails too.
+		f.waitFor(t, "configure")
+		peers.peer("publisher").state <- meeting.PeerState{}
+		peers.peer("publisher").state <- meeting.PeerState{Failed: true, Reason: "ICE failed"}
 		err := waitDone(t, s)
 		if !errors.Is(err, janus.ErrMediaFailed) || !strings.Contains(err.Error(), "ICE failed") {
 			t.Errorf("Err = %v", err)

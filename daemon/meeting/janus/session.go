@@ -17,6 +17,11 @@ import (
 // caller is waiting for the error.
 const abortTimeout = 2 * time.Second
 
+// restartWindow is how long an ICE restart has to bring a failed media
+// connection back: a peer that is not connected again by then, or fails
+// again within it, ends the session.
+const restartWindow = 15 * time.Second
+
 // Participant is another publisher or attendee in the room.
 type Participant struct {
 	ID      ID
@@ -70,6 +75,11 @@ type Session struct {
 	subscribed map[ID]bool
 	subMIDs    map[string]ID   // subscription mid → the feed it carries
 	connected  map[string]bool // peer label → last Connected seen
+	restarts   map[string]*iceRestart
+	// restartCheck fires at the earliest pending restart's deadline; nil
+	// when none is pending.
+	restartCheck <-chan time.Time
+	restartTimer *time.Timer
 
 	stopLoop context.CancelFunc
 	loopDone chan struct{}
@@ -96,6 +106,7 @@ func join(ctx context.Context, c *conn, t Target, cfg Config, peers PeersFunc, l
 		subscribed: map[ID]bool{},
 		subMIDs:    map[string]ID{},
 		connected:  map[string]bool{},
+		restarts:   map[string]*iceRestart{},
 		loopDone:   make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -215,6 +226,11 @@ func (s *Session) run(ctx context.Context, feeds []ID) {
 }
 
 func (s *Session) serve(ctx context.Context) error {
+	defer func() {
+		if s.restartTimer != nil {
+			s.restartTimer.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -235,7 +251,7 @@ func (s *Session) serve(ctx context.Context) error {
 				s.pubState = nil
 				continue
 			}
-			if err := s.peerState("publisher", st); err != nil {
+			if err := s.peerState(ctx, "publisher", st); err != nil {
 				return err
 			}
 		case st, ok := <-s.subState:
@@ -243,7 +259,11 @@ func (s *Session) serve(ctx context.Context) error {
 				s.subState = nil
 				continue
 			}
-			if err := s.peerState("subscriber", st); err != nil {
+			if err := s.peerState(ctx, "subscriber", st); err != nil {
+				return err
+			}
+		case <-s.restartCheck:
+			if err := s.checkRestarts(); err != nil {
 				return err
 			}
 		}
@@ -264,13 +284,131 @@ func (s *Session) drain(ctx context.Context) error {
 	}
 }
 
-func (s *Session) peerState(label string, st meeting.PeerState) error {
+// iceRestart is one peer's last ICE restart.
+type iceRestart struct {
+	at time.Time
+	// changed: a state other than Failed came since the restart, so a
+	// Failed now is a new one, not a stale one from before it.
+	changed bool
+	// pending: not connected again since the restart.
+	pending bool
+}
+
+// peerState follows a peer's state. The first failure of a peer restarts
+// its ICE; a failure within restartWindow of that restart ends the
+// session.
+func (s *Session) peerState(ctx context.Context, label string, st meeting.PeerState) error {
+	r := s.restarts[label]
 	if st.Failed {
-		return fmt.Errorf("%w: %s: %s", ErrMediaFailed, label, st.Reason)
+		switch {
+		case r != nil && time.Since(r.at) < restartWindow && !r.changed:
+			s.logger.Debug("media connection failure from before the ICE restart", "peer", label)
+			return nil
+		case r != nil && time.Since(r.at) < restartWindow:
+			return fmt.Errorf("%w: %s: ICE restart failed: %s", ErrMediaFailed, label, st.Reason)
+		}
+		s.connected[label] = false
+		return s.restartICE(ctx, label, st.Reason)
+	}
+	if r != nil {
+		r.changed = true
+		if st.Connected && r.pending {
+			r.pending = false
+			s.logger.Info("ICE restart reconnected", "peer", label, "after", time.Since(r.at).Round(time.Millisecond).String())
+		}
 	}
 	if st.Connected != s.connected[label] {
 		s.connected[label] = st.Connected
 		s.logger.Info("media connection", "peer", label, "connected", st.Connected)
+	}
+	return nil
+}
+
+// restartICE restarts a failed peer's ICE: the publisher offers fresh
+// credentials in a configure (Janus restarts ICE when an offer's
+// credentials change); for the subscriber, a configure with restart asks
+// Janus to offer fresh ones, and the answer goes back with start.
+func (s *Session) restartICE(ctx context.Context, label, reason string) error {
+	s.logger.Warn("media connection failed; restarting ICE", "peer", label, "reason", reason)
+	now := time.Now()
+	s.restarts[label] = &iceRestart{at: now, pending: true}
+	s.armRestartCheck(now.Add(restartWindow))
+	var err error
+	if label == "publisher" {
+		err = s.restartPublisher(ctx)
+	} else {
+		err = s.restartSubscriber(ctx)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s: %s; ICE restart failed: %w", ErrMediaFailed, label, reason, err)
+	}
+	s.logger.Info("ICE restart negotiated", "peer", label)
+	return nil
+}
+
+func (s *Session) restartPublisher(ctx context.Context) error {
+	offer, err := s.pubPeer.RestartICE(ctx)
+	if err != nil {
+		return fmt.Errorf("publisher ICE restart offer: %w", err)
+	}
+	m, _, err := s.conn.message(ctx, "configure", s.pub, map[string]any{"request": "configure"}, sdp("offer", offer))
+	if err != nil {
+		return err
+	}
+	if m.JSEP == nil || m.JSEP.Type != "answer" || m.JSEP.SDP == "" {
+		return fmt.Errorf("configure: %w: no SDP answer", ErrProtocol)
+	}
+	if err := s.pubPeer.Accept(ctx, m.JSEP.SDP); err != nil {
+		return fmt.Errorf("publisher answer: %w", err)
+	}
+	return nil
+}
+
+func (s *Session) restartSubscriber(ctx context.Context) error {
+	if s.subPeer == nil || !s.subJoined {
+		return fmt.Errorf("subscription: %w: no subscription to restart", ErrProtocol)
+	}
+	m, ev, err := s.conn.message(ctx, "configure", s.sub, map[string]any{"request": "configure", "restart": true}, nil)
+	if err != nil {
+		return err
+	}
+	s.noteStreams(ev)
+	if m.JSEP == nil {
+		// Janus postponed the offer: it comes as an event.
+		return nil
+	}
+	return s.answer(ctx, m.JSEP)
+}
+
+// armRestartCheck makes restartCheck fire by deadline at the latest.
+func (s *Session) armRestartCheck(deadline time.Time) {
+	if s.restartCheck != nil {
+		return // an earlier deadline is pending; checkRestarts re-arms
+	}
+	s.restartTimer = time.NewTimer(time.Until(deadline))
+	s.restartCheck = s.restartTimer.C
+}
+
+// checkRestarts ends the session if a restart has not reconnected its
+// peer within restartWindow, and re-arms for the next pending one.
+func (s *Session) checkRestarts() error {
+	s.restartCheck, s.restartTimer = nil, nil
+	var next time.Time
+	for _, label := range []string{"publisher", "subscriber"} {
+		r := s.restarts[label]
+		if r == nil || !r.pending {
+			continue
+		}
+		deadline := r.at.Add(restartWindow)
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("%w: %s: ICE restart failed: not connected again within %s", ErrMediaFailed, label, restartWindow)
+		}
+		if next.IsZero() || deadline.Before(next) {
+			next = deadline
+		}
+	}
+	if !next.IsZero() {
+		s.armRestartCheck(next)
 	}
 	return nil
 }

@@ -198,11 +198,27 @@ func (p *Peer) requestKeyframe(rt *remoteTrack) error {
 	if last != 0 && now-last < int64(pliInterval) || !rt.lastPLI.CompareAndSwap(last, now) {
 		return nil
 	}
-	if err := p.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: rt.info.SSRC}}); err != nil {
+	if err := p.pc.WriteRTCP(pliPacket(rt.info.SSRC)); err != nil {
 		return fmt.Errorf("send PLI for track %s: %w", rt.info.ID, err)
 	}
 	rt.plisSent.Add(1)
 	return nil
+}
+
+// receiverSSRC is the sender SSRC of the RTCP a receiving peer sends of its
+// own: it sends no RTP, so it has no SSRC of its own (libwebrtc uses 1 too).
+const receiverSSRC = 1
+
+// pliPacket is a PLI for mediaSSRC as a compound packet led by a receiver
+// report on mediaSSRC (RFC 3550 section 6.1; RFC 4585 section 3.1). A lone
+// reduced-size PLI is not enough for Janus 1.1: it matches incoming RTCP to
+// a stream by the SSRC a receiver report names, files a lone PLI under the
+// first m-line (audio) and never forwards it to the publisher.
+func pliPacket(mediaSSRC uint32) []rtcp.Packet {
+	return []rtcp.Packet{
+		&rtcp.ReceiverReport{SSRC: receiverSSRC, Reports: []rtcp.ReceptionReport{{SSRC: mediaSSRC}}},
+		&rtcp.PictureLossIndication{SenderSSRC: receiverSSRC, MediaSSRC: mediaSSRC},
+	}
 }
 
 // readReceiverRTCP keeps the latest sender report (to map RTP timestamps to

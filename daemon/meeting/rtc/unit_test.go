@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4/pkg/media"
@@ -352,5 +353,25 @@ func TestAssemblerWithholdsAfterLossNotPadding(t *testing.T) {
 	// keyframe, then the delta after it (the last one waits).
 	if !slices.Equal(emitted[4:], []bool{false, true, false}) {
 		t.Errorf("after a loss: emitted %v", emitted[4:])
+	}
+}
+
+// Janus matches a PLI to the stream it is about by the receiver report
+// before it (see pliPacket).
+func TestPLIPacket(t *testing.T) {
+	pkts := pliPacket(1234)
+	if len(pkts) != 2 {
+		t.Fatalf("%d packets, want a receiver report and a PLI", len(pkts))
+	}
+	rr, ok := pkts[0].(*rtcp.ReceiverReport)
+	if !ok || len(rr.Reports) != 1 || rr.Reports[0].SSRC != 1234 {
+		t.Errorf("first packet = %+v, want a receiver report on SSRC 1234", pkts[0])
+	}
+	pli, ok := pkts[1].(*rtcp.PictureLossIndication)
+	if !ok || pli.MediaSSRC != 1234 || pli.SenderSSRC != rr.SSRC {
+		t.Errorf("second packet = %+v, want a PLI for 1234 from %d", pkts[1], rr.SSRC)
+	}
+	if _, err := rtcp.Marshal(pkts); err != nil {
+		t.Errorf("marshal: %v", err)
 	}
 }
