@@ -48,6 +48,8 @@ const (
 	PINRoom = 5678
 	// PIN is PINRoom's PIN.
 	PIN = "secret"
+	// H264Room is a VideoRoom whose only video codec is H.264.
+	H264Room = 2640
 	// AdminSecret is both rooms' secret, for requests such as "destroy".
 	AdminSecret = "adminpwd"
 )
