@@ -201,9 +201,10 @@ func (f *fakeJanus) standard(c *fakeConn, r fakeRequest) {
 				c.event(r.HandleID, r.Transaction, map[string]any{"videoroom": "event", "room": 1234, "configured": "ok"},
 					map[string]any{"type": "answer", "sdp": "fake-restart-answer"})
 			case r.HandleID == c.handle(1) && r.Body["restart"] == true:
+				// As Janus 1.1.2 does (TestRealJanusRestartICE).
 				offer := f.offer()
 				offer["restart"] = true
-				c.event(r.HandleID, r.Transaction, map[string]any{"videoroom": "updated", "room": 1234}, offer)
+				c.event(r.HandleID, r.Transaction, map[string]any{"videoroom": "event", "room": 1234, "configured": "ok"}, offer)
 			default:
 				c.event(r.HandleID, r.Transaction, map[string]any{"videoroom": "event", "room": 1234, "configured": "ok"}, nil)
 			}

@@ -3,9 +3,9 @@ package janus_test
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,6 +99,7 @@ type pionPeer struct {
 	rtp       atomic.Int64  // RTP packets received
 	tracks    atomic.Int64  // remote tracks seen
 	answers   atomic.Int64  // Answer calls
+	restarts  atomic.Int64  // RestartICE calls
 	plis      atomic.Int64  // PLIs received on the video sender
 	videoSSRC atomic.Uint32 // the last remote video track's SSRC
 	connected atomic.Bool
@@ -226,8 +227,31 @@ func (p *pionPeer) Answer(ctx context.Context, offer string) (string, error) {
 	return p.gather(ctx, answer)
 }
 
-func (p *pionPeer) RestartICE(context.Context) (string, error) {
-	return "", errors.New("not supported by the test peer")
+func (p *pionPeer) RestartICE(ctx context.Context) (string, error) {
+	p.restarts.Add(1)
+	offer, err := p.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		return "", fmt.Errorf("create ICE restart offer: %w", err)
+	}
+	return p.gather(ctx, offer)
+}
+
+// ufrags returns the ICE username fragments of the current local and
+// remote descriptions ("" for a missing one).
+func (p *pionPeer) ufrags() (local, remote string) {
+	return ufrag(p.pc.CurrentLocalDescription()), ufrag(p.pc.CurrentRemoteDescription())
+}
+
+func ufrag(d *webrtc.SessionDescription) string {
+	if d == nil {
+		return ""
+	}
+	for line := range strings.Lines(d.SDP) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "a=ice-ufrag:"); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 func (p *pionPeer) State() <-chan meeting.PeerState { return p.state }

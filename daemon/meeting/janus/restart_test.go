@@ -165,3 +165,92 @@ func TestICERestartFails(t *testing.T) {
 		}
 	})
 }
+
+func TestRestartICEOnRequest(t *testing.T) {
+	noLeaks(t)
+	f := newFakeJanus(t)
+	f.publishers = []map[string]any{remote(7, "Remote")}
+	p, peers, log := newFakeProvider(t, janus.Config{})
+	s := join(t, p, f.wsURL("room=1234"))
+	f.waitFor(t, "start")
+
+	if err := s.RestartICE(testContext(t, 5*time.Second)); err != nil {
+		t.Fatalf("RestartICE: %v", err)
+	}
+	want := []string{"create", "attach", "join publisher", "publish", "attach", "join subscriber", "start", "configure", "configure", "start"}
+	if got := f.got(); !reflect.DeepEqual(got, want) {
+		t.Errorf("requests = %v, want %v", got, want)
+	}
+	cfgs := f.find("configure")
+	if cfgs[0].HandleID != f.conn().handle(0) || cfgs[0].JSEP == nil || cfgs[0].JSEP.SDP != "fake-restart-offer-1-from-publisher" {
+		t.Errorf("first configure = handle %d jsep %+v, want the publisher's restart offer", cfgs[0].HandleID, cfgs[0].JSEP)
+	}
+	if cfgs[1].HandleID != f.conn().handle(1) || !reflect.DeepEqual(cfgs[1].Body, map[string]any{"request": "configure", "restart": true}) {
+		t.Errorf("second configure = handle %d %v, want restart on the subscriber", cfgs[1].HandleID, cfgs[1].Body)
+	}
+	if got := peers.peer("publisher").accepts(); !reflect.DeepEqual(got, []string{"fake-answer", "fake-restart-answer"}) {
+		t.Errorf("publisher accepted %v", got)
+	}
+	if got := peers.peer("subscriber").offers(); !reflect.DeepEqual(got, []string{"fake-offer-1", "fake-offer-2"}) {
+		t.Errorf("subscriber answered %v", got)
+	}
+	if !log.has("ICE restart on request negotiated") {
+		t.Errorf("the restart was not logged:\n%s", log)
+	}
+
+	// A requested restart is not the failed peer's restart: a failure
+	// afterwards still gets one.
+	pub := peers.peer("publisher")
+	pub.state <- meeting.PeerState{Failed: true, Reason: "ICE failed"}
+	eventually(t, 5*time.Second, "a restart after the failure", func() bool { return len(f.find("configure")) == 3 })
+	select {
+	case <-s.Done():
+		t.Fatalf("the session ended: %v", s.Err())
+	default:
+	}
+}
+
+func TestRestartICEOnRequestWithoutSubscription(t *testing.T) {
+	noLeaks(t)
+	f := newFakeJanus(t)
+	p, _, _ := newFakeProvider(t, janus.Config{})
+	s := join(t, p, f.wsURL("room=1234"))
+	if err := s.RestartICE(testContext(t, 5*time.Second)); err != nil {
+		t.Fatalf("RestartICE: %v", err)
+	}
+	want := []string{"create", "attach", "join publisher", "publish", "configure"}
+	if got := f.got(); !reflect.DeepEqual(got, want) {
+		t.Errorf("requests = %v, want %v", got, want)
+	}
+}
+
+func TestRestartICEOnRequestRefused(t *testing.T) {
+	noLeaks(t)
+	f := newFakeJanus(t)
+	f.setHandler(func(c *fakeConn, r fakeRequest) bool {
+		if r.name() != "configure" {
+			return false
+		}
+		c.ack(r)
+		c.event(r.HandleID, r.Transaction, map[string]any{"videoroom": "event", "error_code": 424, "error": "Invalid element"}, nil)
+		return true
+	})
+	p, _, _ := newFakeProvider(t, janus.Config{})
+	s := join(t, p, f.wsURL("room=1234"))
+	err := s.RestartICE(testContext(t, 5*time.Second))
+	if err == nil || !strings.Contains(err.Error(), "publisher") || !strings.Contains(err.Error(), "424") {
+		t.Errorf("RestartICE = %v, want Janus's refusal for the publisher", err)
+	}
+	select {
+	case <-s.Done():
+		t.Fatalf("a refused restart ended the session: %v", s.Err())
+	default:
+	}
+
+	if err := s.Leave(testContext(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RestartICE(testContext(t, 5*time.Second)); !errors.Is(err, janus.ErrClosed) {
+		t.Errorf("RestartICE after Leave = %v, want ErrClosed", err)
+	}
+}

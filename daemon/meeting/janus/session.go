@@ -81,6 +81,10 @@ type Session struct {
 	restartCheck <-chan time.Time
 	restartTimer *time.Timer
 
+	// restartReq hands RestartICE's requests to the loop, which alone
+	// touches the peers and the subscription.
+	restartReq chan restartRequest
+
 	stopLoop context.CancelFunc
 	loopDone chan struct{}
 
@@ -93,7 +97,10 @@ type Session struct {
 	leaveErr  error
 }
 
-var _ meeting.Session = (*Session)(nil)
+var (
+	_ meeting.Session   = (*Session)(nil)
+	_ meeting.Restarter = (*Session)(nil)
+)
 
 // join runs the whole join on c: session, publisher handle, join,
 // publish. On failure it cleans up and closes c.
@@ -107,6 +114,7 @@ func join(ctx context.Context, c *conn, t Target, cfg Config, peers PeersFunc, l
 		subMIDs:    map[string]ID{},
 		connected:  map[string]bool{},
 		restarts:   map[string]*iceRestart{},
+		restartReq: make(chan restartRequest),
 		loopDone:   make(chan struct{}),
 		done:       make(chan struct{}),
 	}
@@ -266,6 +274,8 @@ func (s *Session) serve(ctx context.Context) error {
 			if err := s.checkRestarts(); err != nil {
 				return err
 			}
+		case req := <-s.restartReq:
+			req.reply <- s.restartRequested(ctx, req.ctx)
 		}
 	}
 }
@@ -373,11 +383,71 @@ func (s *Session) restartSubscriber(ctx context.Context) error {
 		return err
 	}
 	s.noteStreams(ev)
+	// Janus 1.1.2 replies "event" with configured "ok" and its offer
+	// (jsep restart true); TestRealJanusRestartICE checks it.
+	s.logger.Debug("janus subscriber restart reply", "videoroom", ev.VideoRoom, "configured", ev.Configured, "offer", m.JSEP != nil)
 	if m.JSEP == nil {
 		// Janus postponed the offer: it comes as an event.
 		return nil
 	}
 	return s.answer(ctx, m.JSEP)
+}
+
+// restartRequest is one RestartICE call waiting for the loop.
+type restartRequest struct {
+	ctx   context.Context
+	reply chan<- error // buffered, so the loop never waits on it
+}
+
+// RestartICE implements meeting.Restarter: it restarts ICE on the
+// publisher and, once there is one, the subscription, the same way as
+// after a failure (see restartICE), and returns when Janus has accepted
+// both. The loop does the work between two events, so a restart waits for
+// the subscription to be set up after Join.
+//
+// A refused restart is returned and does not end the session; the peers'
+// own failure handling still applies. A requested restart is not counted
+// as the one restart a failed peer gets.
+func (s *Session) RestartICE(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case s.restartReq <- restartRequest{ctx: ctx, reply: reply}:
+	case <-s.loopDone:
+		return fmt.Errorf("restart ICE: %w: the session is over", ErrClosed)
+	case <-ctx.Done():
+		return fmt.Errorf("restart ICE: %w", ctx.Err())
+	}
+	// The loop replies even when ctx ends, as the restart it runs is
+	// bounded by ctx too.
+	return <-reply
+}
+
+// restartRequested runs a RestartICE request on the loop, within both the
+// loop's ctx and the caller's reqCtx.
+func (s *Session) restartRequested(ctx, reqCtx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(reqCtx, cancel)
+	defer stop()
+	s.logger.Info("restarting ICE on request")
+	var errs []error
+	if err := s.restartPublisher(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("publisher: %w", err))
+	}
+	if s.subPeer != nil && s.subJoined {
+		if err := s.restartSubscriber(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("subscriber: %w", err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		if reqCtx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", err, reqCtx.Err())
+		}
+		s.logger.Warn("ICE restart on request failed", "err", err)
+		return fmt.Errorf("restart ICE: %w", err)
+	}
+	s.logger.Info("ICE restart on request negotiated")
+	return nil
 }
 
 // armRestartCheck makes restartCheck fire by deadline at the latest.

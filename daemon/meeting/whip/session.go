@@ -29,6 +29,15 @@ type leg struct {
 	// for the log, and for trickle, which would have to send it.
 	etag   string
 	answer string // the remote description, which a restart rewrites
+
+	// restartReq hands RestartICE's requests to the leg's watcher.
+	restartReq chan restartRequest
+}
+
+// restartRequest is one RestartICE call waiting for a leg's watcher.
+type restartRequest struct {
+	ctx   context.Context
+	reply chan<- error // buffered
 }
 
 // Session is one joined WHIP/WHEP meeting. It implements meeting.Session.
@@ -56,7 +65,10 @@ type Session struct {
 	err        error
 }
 
-var _ meeting.Session = (*Session)(nil)
+var (
+	_ meeting.Session   = (*Session)(nil)
+	_ meeting.Restarter = (*Session)(nil)
+)
 
 func newSession(c *client, legs []*leg, logger *slog.Logger) *Session {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -72,6 +84,7 @@ func newSession(c *client, legs []*leg, logger *slog.Logger) *Session {
 		done:    make(chan struct{}),
 	}
 	for _, l := range legs {
+		l.restartReq = make(chan restartRequest)
 		s.watchers.Add(1)
 		go s.watch(l)
 	}
@@ -179,6 +192,9 @@ func (s *Session) watch(l *leg) {
 		select {
 		case <-s.ctx.Done():
 			return
+		case req := <-l.restartReq:
+			req.reply <- s.restartRequested(req.ctx, l)
+			continue
 		case st, ok = <-l.peer.State():
 		}
 		if !ok {
@@ -198,7 +214,7 @@ func (s *Session) watch(l *leg) {
 		}
 		restarted = true
 		s.logger.Warn("media failed; restarting ICE", "leg", l.name, "reason", reason(st))
-		if err := s.restart(l); err != nil {
+		if err := s.restart(s.ctx, l); err != nil {
 			if s.ctx.Err() != nil {
 				return // Leave interrupted the restart.
 			}
@@ -218,10 +234,59 @@ func reason(st meeting.PeerState) string {
 	return st.Reason
 }
 
+// RestartICE implements meeting.Restarter: it restarts ICE on every leg
+// at once, each with a PATCH as after a failure, and returns when all are
+// done. A failed restart is returned and does not end the session; nor
+// does a requested restart count as the one restart a failing leg gets.
+func (s *Session) RestartICE(ctx context.Context) error {
+	replies := make([]chan error, len(s.legs))
+	for i, l := range s.legs {
+		reply := make(chan error, 1)
+		select {
+		case l.restartReq <- restartRequest{ctx: ctx, reply: reply}:
+			replies[i] = reply
+		case <-s.ctx.Done():
+			reply <- fmt.Errorf("%s: %w: the session is over", l.name, ErrRestartFailed)
+			replies[i] = reply
+		case <-ctx.Done():
+			reply <- fmt.Errorf("%s: %w: %w", l.name, ErrRestartFailed, ctx.Err())
+			replies[i] = reply
+		}
+	}
+	// A watcher that took a request replies: its restart is bounded by
+	// ctx and by the session's end.
+	var errs []error
+	for _, r := range replies {
+		if err := <-r; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// restartRequested runs a RestartICE request on l's watcher, within both
+// the session's ctx and the caller's reqCtx.
+func (s *Session) restartRequested(reqCtx context.Context, l *leg) error {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	stop := context.AfterFunc(reqCtx, cancel)
+	defer stop()
+	s.logger.Info("restarting ICE on request", "leg", l.name)
+	if err := s.restart(ctx, l); err != nil {
+		if reqCtx.Err() != nil {
+			err = fmt.Errorf("%w (%w)", err, reqCtx.Err())
+		}
+		s.logger.Warn("ICE restart on request failed", "leg", l.name, "err", err)
+		return fmt.Errorf("%s: %w", l.name, err)
+	}
+	s.logger.Info("ICE restarted", "leg", l.name, "etag", l.etag)
+	return nil
+}
+
 // restart makes the media layer's restart offer, PATCHes its fragment and
-// applies the server's credentials.
-func (s *Session) restart(l *leg) error {
-	ctx, cancel := context.WithTimeout(s.ctx, RestartTimeout)
+// applies the server's credentials, within ctx and RestartTimeout.
+func (s *Session) restart(ctx context.Context, l *leg) error {
+	ctx, cancel := context.WithTimeout(ctx, RestartTimeout)
 	defer cancel()
 	offer, err := l.peer.RestartICE(ctx)
 	if err != nil {
