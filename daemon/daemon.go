@@ -166,6 +166,7 @@ func (s *System) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { s.reportCalls(gctx); return nil })
+	g.Go(func() error { s.followNetwork(gctx); return nil })
 	g.Go(func() error { s.forwardDeviceChanges(gctx); return nil })
 
 	var servers []*http.Server
