@@ -11,8 +11,8 @@ import (
 // WatchMedia enforces the media timeout until ctx is done. lastMedia says
 // when RTP or RTCP last arrived on any of the current session's connections
 // (zero: none yet). With none for half of timeout the meeting shows
-// reconnecting, which is when providers restart ICE; with none for all of
-// it the room leaves and the meeting fails with the reason. Media that comes
+// reconnecting and the session is asked once to restart ICE; with none for
+// all of it the room leaves and the meeting fails with the reason. Media that comes
 // back in between returns the meeting to connected.
 func (e *Engine) WatchMedia(ctx context.Context, lastMedia func() time.Time, timeout time.Duration, tick <-chan time.Time) {
 	for {
@@ -43,6 +43,16 @@ func (e *Engine) checkMedia(ctx context.Context, last time.Time, timeout time.Du
 		e.abort(ctx, sess, fmt.Sprintf("no media from the meeting for %s", silent.Round(time.Second)))
 	case silent >= timeout/2 && m.State == apiv1.MeetingConnected:
 		e.transition(sess, apiv1.MeetingReconnecting, fmt.Sprintf("no media for %s", silent.Round(time.Second)))
+		// Once per silent spell: a path that died (a NAT rebinding, a
+		// firewall's state expiring) often comes back with fresh ICE.
+		if r, ok := sess.(Restarter); ok {
+			rctx, cancel := context.WithTimeout(ctx, timeout/2)
+			err := r.RestartICE(rctx)
+			cancel()
+			if err != nil {
+				e.logger.Warn("ICE restart after silence", "err", err)
+			}
+		}
 	case silent < timeout/2 && m.State == apiv1.MeetingReconnecting:
 		e.transition(sess, apiv1.MeetingConnected, "")
 	}

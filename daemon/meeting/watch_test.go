@@ -2,6 +2,7 @@ package meeting
 
 import (
 	"context"
+	"log/slog"
 	"reflect"
 	"strings"
 	"sync"
@@ -82,5 +83,58 @@ func TestWatchMedia(t *testing.T) {
 		apiv1.MeetingConnected, apiv1.MeetingReconnecting, apiv1.MeetingFailed}
 	if got := h.rec.kinds(); !reflect.DeepEqual(got, want) {
 		t.Errorf("published %v, want %v", got, want)
+	}
+}
+
+// restartingSession is a fake session that counts ICE restarts.
+type restartingSession struct {
+	*fakeSession
+	mu       sync.Mutex
+	restarts int
+}
+
+func (r *restartingSession) RestartICE(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.restarts++
+	return nil
+}
+
+func (r *restartingSession) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.restarts
+}
+
+func TestWatchMediaRestartsOncePerSilence(t *testing.T) {
+	clk := &clock{t: epoch}
+	e := NewEngine(slog.New(slog.DiscardHandler), clk.now, nil)
+	sess := &restartingSession{fakeSession: &fakeSession{done: make(chan struct{})}}
+	e.mu.Lock()
+	e.session, e.connectedAt = sess, clk.now()
+	e.state = apiv1.Meeting{State: apiv1.MeetingConnected, Since: clk.now()}
+	e.mu.Unlock()
+
+	ctx := context.Background()
+	last := clk.now()
+	check := func(d time.Duration, media bool) {
+		clk.add(d)
+		if media {
+			last = clk.now()
+		}
+		e.checkMedia(ctx, last, 10*time.Second)
+	}
+	check(6*time.Second, false) // silent: reconnecting, one restart
+	check(time.Second, false)   // still silent: no second restart
+	if n := sess.count(); n != 1 {
+		t.Fatalf("%d restarts in one silent spell, want 1", n)
+	}
+	check(time.Second, true) // media back: connected
+	if st := e.State().State; st != apiv1.MeetingConnected {
+		t.Fatalf("state %s after media came back", st)
+	}
+	check(6*time.Second, false) // a new silent spell: one more restart
+	if n := sess.count(); n != 2 {
+		t.Fatalf("%d restarts after two silent spells, want 2", n)
 	}
 }
