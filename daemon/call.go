@@ -155,22 +155,66 @@ func (s *System) callStatus(m apiv1.Meeting) *apiv1.Call {
 	default:
 		return nil
 	}
-	call := &apiv1.Call{Participants: []apiv1.Participant{}, Peers: []apiv1.PeerStats{}}
+	var (
+		parts []janus.Participant
+		subs  []janus.SubscribedStream
+	)
 	if js, ok := s.Meeting.Session().(*janus.Session); ok {
-		for _, p := range js.Participants() {
-			ap := apiv1.Participant{ID: p.ID.String(), Display: p.Display}
-			for _, st := range p.Streams {
-				ap.Audio = ap.Audio || st.Type == "audio" && !st.Disabled
-				ap.Video = ap.Video || st.Type == "video" && !st.Disabled
-			}
-			call.Participants = append(call.Participants, ap)
-		}
+		parts, subs = js.Participants(), js.SubscribedStreams()
 	}
 	s.call.mu.Lock()
 	peers := append([]*rtc.Peer(nil), s.call.peers...)
 	s.call.mu.Unlock()
-	for _, p := range peers {
-		call.Peers = append(call.Peers, convertPeerStats(p.Stats()))
+	stats := make([]rtc.PeerStats, len(peers))
+	for i, p := range peers {
+		stats[i] = p.Stats()
+	}
+	return buildCall(parts, subs, stats)
+}
+
+// buildCall assembles the call status: the received tracks are matched to
+// participants by the subscription's mids, and the loudest participant
+// above apiv1.SpeakingDBov is the one speaking.
+func buildCall(parts []janus.Participant, subs []janus.SubscribedStream, peers []rtc.PeerStats) *apiv1.Call {
+	call := &apiv1.Call{Participants: []apiv1.Participant{}, Peers: []apiv1.PeerStats{}}
+	byMID := make(map[string]janus.ID, len(subs))
+	for _, st := range subs {
+		byMID[st.MID] = st.ParticipantID
+	}
+	levels := map[string]float64{} // participant id → loudest audio track
+	for _, st := range peers {
+		ps := convertPeerStats(st)
+		if st.Role == "receive" { // the subscription: its mids are Janus's
+			for i, t := range st.Tracks {
+				id, ok := byMID[t.MID]
+				if t.MID == "" || !ok {
+					continue
+				}
+				ps.Recv[i].Participant = id.String()
+				if l, seen := levels[id.String()]; t.Kind == "audio" && (!seen || t.AudioLevel > l) {
+					levels[id.String()] = t.AudioLevel
+				}
+			}
+		}
+		call.Peers = append(call.Peers, ps)
+	}
+	speaker, loudest := -1, apiv1.SpeakingDBov
+	for _, p := range parts {
+		ap := apiv1.Participant{ID: p.ID.String(), Display: p.Display}
+		for _, st := range p.Streams {
+			ap.Audio = ap.Audio || st.Type == "audio" && !st.Disabled
+			ap.Video = ap.Video || st.Type == "video" && !st.Disabled
+		}
+		if l, ok := levels[ap.ID]; ok {
+			ap.AudioLevel = l
+			if l > loudest {
+				speaker, loudest = len(call.Participants), l
+			}
+		}
+		call.Participants = append(call.Participants, ap)
+	}
+	if speaker >= 0 {
+		call.Participants[speaker].Speaking = true
 	}
 	return call
 }

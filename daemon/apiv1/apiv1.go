@@ -69,7 +69,17 @@ type Participant struct {
 	Display string `json:"display"`
 	Audio   bool   `json:"audio"` // publishes audio
 	Video   bool   `json:"video"` // publishes video
+	// AudioLevel is the level of the participant's audio as the room
+	// receives it, in dBov; absent when none is received.
+	AudioLevel float64 `json:"audioLevel,omitempty"`
+	// Speaking marks the loudest participant above SpeakingDBov; at most
+	// one speaks.
+	Speaking bool `json:"speaking"`
 }
+
+// SpeakingDBov is the audio level above which a participant can count as
+// speaking.
+const SpeakingDBov = -50.0
 
 // PeerStats describes one WebRTC connection of the meeting.
 type PeerStats struct {
@@ -105,6 +115,9 @@ type ReceivedTrack struct {
 	Frames          uint64  `json:"frames"` // video: whole frames; audio: packets
 	FramesDropped   uint64  `json:"framesDropped"`
 	AudioLevel      float64 `json:"audioLevel,omitempty"` // dBov
+	// Participant is the id of the participant whose media the track
+	// carries, when the meeting provider says.
+	Participant string `json:"participant,omitempty"`
 	// FirstFrameAt is when roomd handed the track's first frame to its
 	// sinks: for video the first whole frame, reassembled from RTP from a
 	// keyframe on (roomd does not decode video itself), for audio the first

@@ -234,7 +234,7 @@ func (f *fakeJanus) layout(r fakeRequest) []map[string]any {
 		for i, typ := range []string{"audio", "video"} {
 			out = append(out, map[string]any{
 				"mid": fmt.Sprintf("%v-%d", feed, i), "type": typ, "active": true,
-				"feed_id": feed, "feed_mid": strconv.Itoa(i),
+				"feed_id": feed, "feed_mid": strconv.Itoa(i), "feed_display": fmt.Sprintf("Feed %v", feed),
 			})
 		}
 	}

@@ -113,6 +113,14 @@ func TestJoinPublishSubscribe(t *testing.T) {
 	if !reflect.DeepEqual(ps[0], wantP) {
 		t.Errorf("participant = %+v, want %+v", ps[0], wantP)
 	}
+	// The subscription's mids map to the feed, as the offer's layout says.
+	wantSub := []janus.SubscribedStream{
+		{MID: "7-0", ParticipantID: janus.NumericID(7), Display: "Feed 7", Type: "audio"},
+		{MID: "7-1", ParticipantID: janus.NumericID(7), Display: "Feed 7", Type: "video"},
+	}
+	if got := s.SubscribedStreams(); !reflect.DeepEqual(got, wantSub) {
+		t.Errorf("subscribed streams = %+v, want %+v", got, wantSub)
+	}
 	// Participants hands out copies.
 	ps[0].Streams[0].Codec = "changed"
 	if s.Participants()[0].Streams[0].Codec != "opus" {

@@ -48,6 +48,21 @@ type Stream struct {
 	Disabled bool
 }
 
+// SubscribedStream is one stream of the room's subscription, as Janus
+// lists it with each subscriber offer: which participant's media arrives
+// on which mid of the subscriber peer.
+type SubscribedStream struct {
+	// MID is the stream's mid in the subscription (Janus's offer), not
+	// the publisher's.
+	MID string
+	// ParticipantID is the publisher (feed) it carries.
+	ParticipantID ID
+	// Display is the publisher's display name, as Janus sends it.
+	Display string
+	// Type is "audio", "video" or "data".
+	Type string
+}
+
 // Session is one joined VideoRoom. It implements meeting.Session.
 //
 // One goroutine (the loop) owns the signaling after Join: it handles
@@ -90,6 +105,7 @@ type Session struct {
 
 	mu           sync.Mutex
 	participants []Participant
+	substreams   []SubscribedStream // the active subscription layout
 	err          error
 	done         chan struct{}
 
@@ -761,11 +777,16 @@ func (s *Session) noteStreams(ev *roomEvent) {
 		return
 	}
 	clear(s.subMIDs)
+	var layout []SubscribedStream
 	for _, st := range ev.Streams {
 		if st.FeedID != nil && st.MID != "" && (st.Active == nil || *st.Active) {
 			s.subMIDs[st.MID] = *st.FeedID
+			layout = append(layout, SubscribedStream{MID: st.MID, ParticipantID: *st.FeedID, Display: st.FeedDisplay, Type: st.Type})
 		}
 	}
+	s.mu.Lock()
+	s.substreams = layout
+	s.mu.Unlock()
 }
 
 // answer answers Janus's subscription offer on the subscriber peer. Every
@@ -910,6 +931,15 @@ func (s *Session) Participants() []Participant {
 		out[i] = p
 	}
 	return out
+}
+
+// SubscribedStreams returns the subscription's active streams: the mid
+// each received track arrives on and whose media it carries, as of the
+// latest layout Janus sent.
+func (s *Session) SubscribedStreams() []SubscribedStream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.substreams)
 }
 
 func (s *Session) indexLocked(id ID) int {

@@ -348,13 +348,21 @@ func TestAnswerMultistreamOffer(t *testing.T) {
 	frames.mu.Lock()
 	var ids []string
 	for id, info := range frames.infos {
-		ids = append(ids, id+"/"+info.StreamID+"/"+string(info.Codec))
+		ids = append(ids, id+"/"+info.StreamID+"/"+string(info.Codec)+"/mid "+info.MID)
 	}
 	frames.mu.Unlock()
 	slices.Sort(ids)
-	want := []string{"audio2/feed2/Opus", "video0/feed0/VP8", "video1/feed1/VP8"}
+	// The mids are the SFU's, in the order of its offer.
+	want := []string{"audio2/feed2/Opus/mid 2", "video0/feed0/VP8/mid 0", "video1/feed1/VP8/mid 1"}
 	if !slices.Equal(ids, want) {
 		t.Errorf("tracks %v, want %v", ids, want)
+	}
+	var stats []string
+	for _, ts := range p.Stats().Tracks {
+		stats = append(stats, ts.ID+"/mid "+ts.MID)
+	}
+	if want := []string{"audio2/mid 2", "video0/mid 0", "video1/mid 1"}; !slices.Equal(stats, want) {
+		t.Errorf("stats tracks %v, want %v", stats, want)
 	}
 }
 

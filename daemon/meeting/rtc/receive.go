@@ -116,7 +116,7 @@ func (p *Peer) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	if rt == nil {
 		return
 	}
-	p.log.Info("remote track", "track", rt.info.ID, "stream", rt.info.StreamID, "kind", rt.info.Kind,
+	p.log.Info("remote track", "track", rt.info.ID, "stream", rt.info.StreamID, "mid", rt.info.MID, "kind", rt.info.Kind,
 		"codec", rt.info.Codec, "ssrc", rt.info.SSRC)
 	p.spawn(func(context.Context) { p.readReceiverRTCP(recv, rt) })
 	switch track.Kind() {
@@ -127,12 +127,24 @@ func (p *Peer) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	}
 }
 
+// receiverMID is the mid of recv's transceiver; pion does not link a
+// receiver to its transceiver, so it is looked up.
+func (p *Peer) receiverMID(recv *webrtc.RTPReceiver) string {
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Receiver() == recv {
+			return tr.Mid()
+		}
+	}
+	return ""
+}
+
 func (p *Peer) addRemote(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver) *remoteTrack {
 	codec := track.Codec()
 	rt := &remoteTrack{
 		info: TrackInfo{
 			ID:        track.ID(),
 			StreamID:  track.StreamID(),
+			MID:       p.receiverMID(recv),
 			PeerLabel: p.opts.Label,
 			Kind:      track.Kind().String(),
 			Codec:     halCodec(codec.MimeType),

@@ -26,6 +26,10 @@ type TrackInfo struct {
 	// StreamID is the media stream it belongs to: one remote participant's
 	// camera and microphone share it.
 	StreamID string
+	// MID is the mid of the transceiver it arrives on, in the remote
+	// offer: what a signaling server that forwards several senders (an
+	// SFU) names it by. Empty when unknown.
+	MID string
 	// PeerLabel is meeting.PeerOptions.Label of the peer it arrived on.
 	PeerLabel string
 	// Kind is "video" or "audio".

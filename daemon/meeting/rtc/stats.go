@@ -110,6 +110,7 @@ type SendStats struct {
 type TrackStats struct {
 	ID       string    `json:"id"`
 	StreamID string    `json:"streamId"`
+	MID      string    `json:"mid,omitempty"` // the transceiver's mid
 	Kind     string    `json:"kind"`
 	Codec    hal.Codec `json:"codec"`
 	SSRC     uint32    `json:"ssrc"`
@@ -198,6 +199,7 @@ func (p *Peer) Stats() PeerStats {
 		ts := TrackStats{
 			ID:                rt.info.ID,
 			StreamID:          rt.info.StreamID,
+			MID:               rt.info.MID,
 			Kind:              rt.info.Kind,
 			Codec:             rt.info.Codec,
 			SSRC:              rt.info.SSRC,
