@@ -36,8 +36,9 @@ run: build
 	@set -e; \
 	bin/roomd -config $(RUN_DIR)/roomd.toml & roomd=$$!; \
 	trap 'kill $$roomd $${kiosk:-} 2>/dev/null || true; wait' INT TERM EXIT; \
-	for i in $$(seq 50); do [ -S $(RUN_DIR)/roomd.sock ] && break; sleep 0.1; done; \
-	bin/roomctl -socket $(RUN_DIR)/roomd.sock status || true; \
+	for i in $$(seq 50); do [ -S $(RUN_DIR)/roomd.sock ] && break; kill -0 $$roomd 2>/dev/null || break; sleep 0.1; done; \
+	if ! kill -0 $$roomd 2>/dev/null; then wait $$roomd; exit $$?; fi; \
+	bin/roomctl -socket $(RUN_DIR)/roomd.sock status; \
 	echo; echo "Atrium is running. Kiosk UI: http://127.0.0.1:$(RUN_PORT)/"; \
 	echo "Try: bin/roomctl -socket $(RUN_DIR)/roomd.sock devices"; \
 	if [ -n "$${DISPLAY:-}$${WAYLAND_DISPLAY:-}" ]; then \
