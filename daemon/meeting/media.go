@@ -71,3 +71,26 @@ type PeerState struct {
 	// LastMedia is when RTP or RTCP last arrived, for the media timeout.
 	LastMedia time.Time
 }
+
+// Candidate is one local ICE candidate, as RTCIceCandidate gives it.
+type Candidate struct {
+	// Mid is the media section's a=mid ("" if unknown: use MLineIndex).
+	Mid string
+	// MLineIndex is the media section's index in the SDP.
+	MLineIndex int
+	// Line is the attribute without "a=": "candidate:1 1 udp ...".
+	Line string
+}
+
+// Trickler is optionally implemented by a Peer whose candidates may be
+// sent as they are gathered (trickle ICE, RFC 8838) rather than in the
+// offer. Providers may use it when the server accepts trickle; Offer
+// remains the whole-SDP path for servers that do not.
+type Trickler interface {
+	// OfferTrickle creates a local offer like Offer but returns it without
+	// waiting for gathering: it has the ICE credentials and none, or few,
+	// candidates. The candidates follow on the channel, which is closed
+	// when gathering completes (end-of-candidates) or the peer closes.
+	// The reader must drain it until it is closed or close the peer.
+	OfferTrickle(ctx context.Context) (sdp string, candidates <-chan Candidate, err error)
+}

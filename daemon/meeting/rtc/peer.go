@@ -51,6 +51,7 @@ type Peer struct {
 	closed  bool
 	sending bool // capture loops started
 	remote  map[string]*remoteTrack
+	trickle *trickle // the channel of the last OfferTrickle
 
 	video       *videoSender // nil: not sending video
 	audio       *audioSender // nil: not sending audio
@@ -284,6 +285,9 @@ func (p *Peer) RestartICE(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("create ICE restart offer: %w", err)
 	}
 	p.log.Info("ICE restart")
+	// The restart's candidates go in its offer, not on an OfferTrickle
+	// channel of the old credentials.
+	p.closeTrickle()
 	return p.setLocalAndGather(ctx, offer)
 }
 
@@ -457,6 +461,7 @@ func (p *Peer) Close() error {
 		p.closed = true
 		p.mu.Unlock()
 		p.cancel()
+		p.closeTrickle()
 		// GracefulClose waits for pion's own goroutines, so none of them
 		// calls back into a closed peer.
 		err := p.pc.GracefulClose()

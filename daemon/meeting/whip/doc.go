@@ -38,13 +38,28 @@
 //     just means none. Link headers on the POST's answer come too late
 //     for the media layer (meeting.Peer takes no new configuration); they
 //     are logged, not used.
-//   - POST of the whole offer (the media layer gathers candidates first,
-//     so there is no trickle), Content-Type and Accept application/sdp.
+//   - POST of the offer, Content-Type and Accept application/sdp. A peer
+//     that is not a meeting.Trickler gathers every candidate first. One
+//     that is sends its offer at once, with the candidates it finds
+//     within TrickleOfferWait (host addresses, typically).
 //     The answer must be 201 Created, application/sdp, with a Location
 //     (resolved against the URL that answered, after 307/308 redirects)
 //     and a body that starts with v=0 and has a media section. Other
 //     redirects are refused: they would turn the POST into a GET. Bodies
 //     are read up to MaxBodySize; a larger answer fails the join.
+//   - For a Trickler, trickle ICE (RFC 9725, "Trickle ICE"): the later
+//     candidates are PATCHed as application/trickle-ice-sdpfrag (RFC
+//     8840: the offer's a=ice-ufrag and a=ice-pwd, then each media
+//     section's m= line and a=mid with its a=candidate lines), those
+//     found within TrickleBatch of each other in one PATCH, the last with
+//     a=end-of-candidates. If-Match is the POST's ETag ("*" without one).
+//     A client may trickle whether or not the server does: there is no
+//     reliable way to ask first, OPTIONS says nothing about it. So the
+//     offer carries the first candidates, and a 405 or 501 to a PATCH
+//     (the server does not trickle) or any other refusal just stops the
+//     PATCHes: ICE goes on with the offer's candidates. A peer whose
+//     candidates all come later (none within TrickleOfferWait) then
+//     fails ICE, as it would have without them.
 //   - Once: when the peer reports Failed, an ICE restart: a PATCH of an
 //     application/trickle-ice-sdpfrag with the new credentials and
 //     If-Match: "*" (RFC 9725, "ICE Restarts"), whose reply's credentials
@@ -53,8 +68,9 @@
 //   - DELETE of the session URL on Leave (bounded by Leave's context) and
 //     when the session ends by itself.
 //
-// The ETag of the POST (and of a restart's reply) is kept per leg; only
-// restarts are sent, and RFC 9725 has them match any entity with "*".
+// The ETag of the POST (and of a restart's reply) is kept per leg;
+// trickle PATCHes send the POST's, while restarts, as RFC 9725 has them,
+// match any entity with "*".
 //
 // # Dependencies
 //

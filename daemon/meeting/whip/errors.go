@@ -58,6 +58,10 @@ var (
 	// failure after an ICE restart, or a failure the restart could not
 	// mend.
 	ErrMediaFailed = errors.New("media connection failed")
+
+	// ErrNoCandidates means a trickling peer ended gathering before the
+	// offer without a single candidate: there is nothing to connect to.
+	ErrNoCandidates = errors.New("no ICE candidates")
 )
 
 // StatusError is a response with a status the protocol does not expect:

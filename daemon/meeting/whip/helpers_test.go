@@ -135,6 +135,9 @@ type fakePeers struct {
 	mu     sync.Mutex
 	peers  []*fakePeer
 	newErr error
+	// trickle makes the peers meeting.Tricklers, whose candidates the
+	// test sends with candidate and endCandidates.
+	trickle bool
 }
 
 func (f *fakePeers) NewPeer(_ context.Context, opts meeting.PeerOptions) (meeting.Peer, error) {
@@ -145,6 +148,10 @@ func (f *fakePeers) NewPeer(_ context.Context, opts meeting.PeerOptions) (meetin
 	}
 	p := &fakePeer{opts: opts, state: make(chan meeting.PeerState, 8)}
 	f.peers = append(f.peers, p)
+	if f.trickle {
+		p.cands = make(chan meeting.Candidate, 16)
+		return &tricklingFakePeer{p}, nil
+	}
 	return p, nil
 }
 
@@ -172,6 +179,9 @@ type fakePeer struct {
 	restarts   int
 	restartErr error
 	closed     bool
+
+	cands     chan meeting.Candidate // nil unless trickling
+	candsDone bool
 }
 
 func (p *fakePeer) Offer(context.Context) (string, error) {
@@ -208,8 +218,50 @@ func (p *fakePeer) Close() error {
 		p.closed = true
 		close(p.state)
 	}
+	p.endCandidatesLocked()
 	return nil
 }
+
+// tricklingFakePeer is a fakePeer that implements meeting.Trickler.
+type tricklingFakePeer struct{ *fakePeer }
+
+// OfferTrickle returns the offer without its candidates; the test sends
+// them.
+func (p *tricklingFakePeer) OfferTrickle(context.Context) (string, <-chan meeting.Candidate, error) {
+	var lines []string
+	for _, l := range sdpLines(fakeSDP("offerufrag", "offerpwd", p.opts.Role == meeting.RoleSend)) {
+		if !strings.HasPrefix(l, "a=candidate:") && l != "a=end-of-candidates" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\r\n") + "\r\n", p.cands, nil
+}
+
+// candidate sends a gathered candidate (the channel holds 16).
+func (p *fakePeer) candidate(mid, line string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.candsDone {
+		p.cands <- meeting.Candidate{Mid: mid, Line: line}
+	}
+}
+
+// endCandidates ends gathering.
+func (p *fakePeer) endCandidates() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.endCandidatesLocked()
+}
+
+func (p *fakePeer) endCandidatesLocked() {
+	if p.cands != nil && !p.candsDone {
+		p.candsDone = true
+		close(p.cands)
+	}
+}
+
+// pending is how many sent candidates nobody has read yet.
+func (p *fakePeer) pending() int { return len(p.cands) }
 
 // push reports a state, as the media layer would.
 func (p *fakePeer) push(st meeting.PeerState) {

@@ -268,3 +268,28 @@ func janusPost(t *testing.T, ctx context.Context, url string, msg map[string]any
 		}
 	}
 }
+
+// TestRealTrickle: the publisher's candidates reach simple-whip-server
+// (allowTrickle) only by trickle PATCH, and Janus gets the media.
+func TestRealTrickle(t *testing.T) {
+	noLeaks(t)
+	r := startReal(t)
+	ep := r.whip.EndpointURL("atrium-room", janustest.Room)
+	ctx := testContext(t, 60*time.Second)
+
+	peers := newPionPeers(r.janus.ICEAddr)
+	peers.trickleDelay = 2 * TrickleOfferWait
+	p, log := newProvider(t, Config{}, peers)
+	s, err := p.JoinSession(testContext(t, 20*time.Second), mustParse(t, "whip+"+ep))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaveAtCleanup(t, s)
+	waitAcked(t, peers.peer("publisher"), "Janus to acknowledge the trickling publisher's RTP")
+	if s.Trickled() == 0 || !log.has("trickle PATCH accepted", "end=true") {
+		t.Errorf("no candidates trickled (%d), or no end-of-candidates accepted", s.Trickled())
+	}
+	if err := s.Leave(ctx); err != nil {
+		t.Fatalf("leave: %v", err)
+	}
+}

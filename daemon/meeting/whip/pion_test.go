@@ -24,6 +24,10 @@ import (
 // (daemon/meeting/rtc) takes its place in roomd.
 type pionPeers struct {
 	api *webrtc.API
+	// trickleDelay, if set, makes the peers meeting.Tricklers that hold
+	// their candidates back this long, as a slow STUN or TURN server
+	// would, so that they reach the server only by PATCH.
+	trickleDelay time.Duration
 
 	mu    sync.Mutex
 	peers []*pionPeer
@@ -77,7 +81,61 @@ func (f *pionPeers) NewPeer(_ context.Context, opts meeting.PeerOptions) (meetin
 	f.mu.Lock()
 	f.peers = append(f.peers, p)
 	f.mu.Unlock()
+	if f.trickleDelay > 0 {
+		return &tricklingPionPeer{pionPeer: p, delay: f.trickleDelay}, nil
+	}
 	return p, nil
+}
+
+// tricklingPionPeer is a pionPeer that implements meeting.Trickler.
+type tricklingPionPeer struct {
+	*pionPeer
+	delay time.Duration
+}
+
+func (p *tricklingPionPeer) OfferTrickle(context.Context) (string, <-chan meeting.Candidate, error) {
+	offer, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		return "", nil, fmt.Errorf("create offer: %w", err)
+	}
+	in := make(chan *webrtc.ICECandidate, 64)
+	p.pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		select {
+		case in <- c:
+		case <-p.ctx.Done():
+		}
+	})
+	out := make(chan meeting.Candidate)
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer close(out)
+		select {
+		case <-time.After(p.delay):
+		case <-p.ctx.Done():
+			return
+		}
+		for {
+			var c *webrtc.ICECandidate
+			select {
+			case c = <-in:
+			case <-p.ctx.Done():
+				return
+			}
+			if c == nil {
+				return
+			}
+			select {
+			case out <- meeting.Candidate{Mid: c.SDPMid, MLineIndex: int(c.SDPMLineIndex), Line: c.ToJSON().Candidate}:
+			case <-p.ctx.Done():
+				return
+			}
+		}
+	}()
+	if err := p.pc.SetLocalDescription(offer); err != nil {
+		return "", nil, fmt.Errorf("set local description: %w", err)
+	}
+	return p.pc.LocalDescription().SDP, out, nil
 }
 
 func (f *pionPeers) peer(label string) *pionPeer {

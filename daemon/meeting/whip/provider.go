@@ -161,7 +161,12 @@ func (c *client) negotiate(ctx context.Context, factory meeting.PeerFactory, l *
 	if err != nil {
 		return fmt.Errorf("create peer: %w", err)
 	}
-	offer, err := l.peer.Offer(ctx)
+	var offer string
+	if tr, ok := l.peer.(meeting.Trickler); ok {
+		offer, err = c.trickleOffer(ctx, tr, l)
+	} else {
+		offer, err = l.peer.Offer(ctx)
+	}
 	if err != nil {
 		return fmt.Errorf("create offer: %w", err)
 	}

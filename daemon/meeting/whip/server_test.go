@@ -25,6 +25,7 @@ type fakeServer struct {
 	contentType   string   // "": application/sdp
 	location      string   // "": /whip/resource/1; "-": none
 	etag          string   // "": "abc"
+	noETag        bool     // the POST response has no ETag
 	patchStatus   int      // 0: 200
 	patchFrag     string   // "": new credentials
 	deleteStatus  int      // 0: 200
@@ -110,7 +111,9 @@ func (s *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		default:
 			w.Header().Set("Location", s.location)
 		}
-		w.Header().Set("ETag", `"`+orString(s.etag, "abc")+`"`)
+		if !s.noETag {
+			w.Header().Set("ETag", `"`+orString(s.etag, "abc")+`"`)
+		}
 		w.Header().Set("Content-Type", orString(s.contentType, typeSDP))
 		w.WriteHeader(or(s.postStatus, http.StatusCreated))
 		_, _ = io.WriteString(w, orString(s.postBody, fakeSDP("serverufrag", "serverpwd", false)))

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 
 	"github.com/atriumroom/atrium/daemon/meeting"
 )
@@ -25,10 +26,15 @@ type leg struct {
 	peer     meeting.Peer
 	resource *url.URL
 	// etag is the session's entity tag, from the POST and then each
-	// restart. Only restarts are sent, which match any ("*"); it is kept
-	// for the log, and for trickle, which would have to send it.
+	// restart. Restarts match any ("*"); trickle PATCHes send the POST's.
 	etag   string
 	answer string // the remote description, which a restart rewrites
+
+	// offer is the offer as POSTed and cands the candidates still to
+	// trickle, when the peer trickles (nil otherwise, or when gathering
+	// ended before the POST). Set by negotiate, read by the trickler.
+	offer string
+	cands <-chan meeting.Candidate
 
 	// restartReq hands RestartICE's requests to the leg's watcher.
 	restartReq chan restartRequest
@@ -63,6 +69,8 @@ type Session struct {
 	done       chan struct{}
 	mu         sync.Mutex
 	err        error
+
+	trickled atomic.Int64 // candidates accepted by trickle PATCH
 }
 
 var (
@@ -85,6 +93,16 @@ func newSession(c *client, legs []*leg, logger *slog.Logger) *Session {
 	}
 	for _, l := range legs {
 		l.restartReq = make(chan restartRequest)
+		if l.cands != nil {
+			// The POST's ETag, read before the watcher, whose restarts
+			// change l.etag, starts.
+			ifMatch := l.etag
+			if ifMatch == "" {
+				ifMatch = restartIfMatch
+			}
+			s.watchers.Add(1)
+			go s.trickle(l, ifMatch)
+		}
 		s.watchers.Add(1)
 		go s.watch(l)
 	}
