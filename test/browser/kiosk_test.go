@@ -3,28 +3,23 @@ package browser
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/atriumroom/atrium/daemon/config"
+	"github.com/atriumroom/atrium/test/chromium"
 	"github.com/atriumroom/atrium/test/roomdtest"
-	"github.com/atriumroom/atrium/test/syncbuf"
 )
 
 const (
-	// chromiumPath is Debian's chromium, the browser the CI image installs.
-	chromiumPath = "/usr/bin/chromium"
-
 	// browserTimeout bounds everything the browser does in one test, so a
 	// hung browser fails the test instead of stalling until go test's own
 	// 10-minute timeout.
@@ -47,7 +42,7 @@ func TestKiosk(t *testing.T) {
 		chromedp.Navigate(d.URL+"/"),
 	)
 
-	k.waitFor("the room name", fmt.Sprintf(`text("#room-name") === %s`, jsString(d.Room)))
+	k.waitFor("the room name", fmt.Sprintf(`text("#room-name") === %s`, chromium.JSString(d.Room)))
 	k.waitFor("the connection indicator to say connected",
 		`el("#connection").dataset.state === "connected" && !/reconnecting/i.test(text("#connection"))`)
 
@@ -57,7 +52,7 @@ func TestKiosk(t *testing.T) {
 	if first == "" || !strings.ContainsAny(k.eval(`text("#clock")`), "0123456789") {
 		k.fatalf("clock not running: datetime %q, text %q", first, k.eval(`text("#clock")`))
 	}
-	k.waitFor("the clock to tick", fmt.Sprintf(`el("#clock").dateTime !== %s`, jsString(first)))
+	k.waitFor("the clock to tick", fmt.Sprintf(`el("#clock").dateTime !== %s`, chromium.JSString(first)))
 
 	for _, kind := range []string{"camera", "microphone", "speaker"} {
 		k.waitFor("the simulated "+kind,
@@ -133,18 +128,16 @@ func TestKioskFollowsRestart(t *testing.T) {
 		c.API.Listen = []string{addr}
 	}})
 	k.waitFor("the page to reload for the new roomd", `window.atriumTestMarker === undefined`)
-	k.waitFor("the room name after the restart", fmt.Sprintf(`text("#room-name") === %s`, jsString(second.Room)))
+	k.waitFor("the room name after the restart", fmt.Sprintf(`text("#room-name") === %s`, chromium.JSString(second.Room)))
 	k.waitFor("the connection indicator to say connected again", `el("#connection").dataset.state === "connected"`)
 	k.checkConsole()
 }
 
 // kiosk is one headless Chromium tab and the test that drives it.
 type kiosk struct {
-	t   *testing.T
-	ctx context.Context
-
-	mu      sync.Mutex
-	console []chromedp.ConsoleMessage
+	t       *testing.T
+	ctx     context.Context
+	browser *chromium.Browser
 }
 
 // pageHelpers is evaluated before each expression the test runs in the page,
@@ -154,80 +147,18 @@ const el = (sel) => document.querySelector(sel) || document.createElement("div")
 const text = (sel) => el(sel).textContent.replace(/\s+/g, " ").trim();
 `
 
-// startKiosk launches Chromium with a fresh profile. The option list starts
-// empty rather than from chromedp.DefaultExecAllocatorOptions so that every
-// flag is one we chose: the browser must not phone home (component updates,
-// sync, QUIC probes) from a test machine that may have no network.
+// startKiosk launches Chromium with a fresh profile, bounded by
+// browserTimeout.
 func startKiosk(t *testing.T) *kiosk {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("the browser tests need Chromium at %s (apt-get install chromium): %v", chromiumPath, err)
-	}
-	profile := t.TempDir()
-	var browserOut syncbuf.Buffer
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true), // the tests run as root, where the sandbox cannot start
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.Flag("mute-audio", true),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1920, 1080),
-		chromedp.CombinedOutput(&browserOut),
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	tabCtx, cancelTab := chromedp.NewContext(allocCtx)
-	k := &kiosk{t: t, ctx: tabCtx}
-
-	// Start the browser now, so that a browser that cannot start fails here
-	// with its own output.
-	if err := chromedp.Do(tabCtx); err != nil {
-		cancelTab()
-		cancelAlloc()
-		cancel()
-		t.Fatalf("start %s: %v\n--- browser output ---\n%s", chromiumPath, err, browserOut.String())
-	}
-
-	messages := chromedp.Console(tabCtx)
-	consoleDone := make(chan struct{})
-	go func() {
-		defer close(consoleDone)
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			k.mu.Lock()
-			k.console = append(k.console, m)
-			k.mu.Unlock()
-		}
-	}()
-
-	// Cleanups run last-in first-out: this one, which closes the browser
-	// and waits for it, runs before the profile directory is removed.
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc()
-		cancel()
-		<-consoleDone
-		if t.Failed() {
-			k.mu.Lock()
-			for _, m := range k.console {
-				t.Logf("console %s: %s", m.Type, m)
-			}
-			k.mu.Unlock()
-			t.Logf("--- browser output ---\n%s", browserOut.String())
-		}
+	t.Cleanup(cancel) // after the browser has closed: cleanups run last-in first-out
+	b := chromium.Start(t, chromium.Options{
+		Name:   "kiosk",
+		Parent: ctx,
+		Flags:  []chromedp.ExecAllocatorOption{chromedp.Flag("mute-audio", true)},
 	})
-	return k
+	return &kiosk{t: t, ctx: b.Tab(), browser: b}
 }
 
 func (k *kiosk) do(step string, actions ...chromedp.Action[chromedp.Void]) {
@@ -352,21 +283,10 @@ func (k *kiosk) screenshot(name string, wantW, wantH int) {
 // 4xx answers to the joins above) are expected and allowed.
 func (k *kiosk) checkConsole() {
 	k.t.Helper()
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, m := range k.console {
+	for _, m := range k.browser.Console() {
 		s := m.String()
 		if m.IsException() || strings.Contains(s, "Content Security Policy") || strings.Contains(s, "Refused to") {
 			k.t.Errorf("browser console: %s", s)
 		}
 	}
-}
-
-// jsString quotes s as a JavaScript string literal.
-func jsString(s string) string {
-	b, err := json.Marshal(s)
-	if err != nil {
-		panic(err) // a string always marshals
-	}
-	return string(b)
 }

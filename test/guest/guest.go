@@ -39,16 +39,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/atriumroom/atrium/test/chromium"
 )
 
 const (
-	// ChromiumPath is Debian's chromium, the browser the CI image installs.
-	ChromiumPath = "/usr/bin/chromium"
 
 	// JanusJSPath is janus.js from Debian's libjs-janus-gateway, the
 	// version that matches Debian's janus.
@@ -98,12 +97,10 @@ type Options struct {
 // Guest is one browser participant. Its methods are safe for concurrent
 // use: each is a few evaluations in the page, which runs them one at a time.
 type Guest struct {
-	opts Options
-	dir  string
-	tab  context.Context // the chromedp tab; its cancel closes the browser
-
-	mu      sync.Mutex
-	console []chromedp.ConsoleMessage
+	opts    Options
+	dir     string
+	browser *chromium.Browser
+	tab     context.Context // the browser's tab
 }
 
 // Stats is what the guest's RTCPeerConnections report.
@@ -178,9 +175,6 @@ func (s pageStatus) String() string {
 // ends; if the test failed, the page's console is added to its log.
 func Start(t testing.TB, opts Options) *Guest {
 	t.Helper()
-	if _, err := os.Stat(ChromiumPath); err != nil {
-		t.Fatalf("guest: the browser tests need Chromium at %s (apt-get install chromium): %v", ChromiumPath, err)
-	}
 	janusJS, err := os.ReadFile(JanusJSPath)
 	if err != nil {
 		t.Fatalf("guest: the browser tests need janus.js (apt-get install libjs-janus-gateway): %v", err)
@@ -201,85 +195,32 @@ func Start(t testing.TB, opts Options) *Guest {
 	srv := httptest.NewServer(pageHandler(janusJS))
 	t.Cleanup(srv.Close)
 
-	// The option list starts empty rather than from chromedp's defaults so
-	// that every flag is one we chose: the browser must not phone home from
-	// a test machine that may have no network.
-	var browserOut syncBuffer
-	allocOpts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(ChromiumPath),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true), // the tests run as root, where the sandbox cannot start
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("no-default-browser-check", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("use-fake-device-for-media-stream", "fps=30"), // its default is 20
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		// No mDNS host names in candidates: Janus could not resolve them,
-		// and their multicast queries would leave the machine.
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(ViewportWidth, ViewportHeight),
-		chromedp.CombinedOutput(&browserOut),
-	}
-	// No timeout here: this context is the browser's whole life, which ends
-	// at cleanup. Each call bounds itself with its caller's context.
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), allocOpts...)
-	tab, cancelTab := chromedp.NewContext(allocCtx)
-	g := &Guest{opts: opts, dir: dir, tab: tab}
-
-	// Start the browser now, so that a browser that cannot start fails here
-	// with its own output.
-	if err := chromedp.Do(tab); err != nil {
-		cancelTab()
-		cancelAlloc()
-		t.Fatalf("guest %q: start %s: %v\n--- browser output ---\n%s", opts.Display, ChromiumPath, err, browserOut.String())
-	}
-
-	messages := chromedp.Console(tab)
-	consoleDone := make(chan struct{})
-	go func() {
-		defer close(consoleDone)
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			g.mu.Lock()
-			g.console = append(g.console, m)
-			g.mu.Unlock()
-		}
-	}()
-
-	// Cleanups run last-in first-out: this one closes the browser (which
-	// ends the Janus session with it) before the page's server and the
-	// profile directory go, and before a Janus started earlier stops.
+	g := &Guest{opts: opts, dir: dir}
+	// Registered before the browser starts, so it runs after the browser has
+	// closed (cleanups run last-in first-out) with the whole console.
 	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc() // waits for the browser to exit
-		<-consoleDone
 		if err := g.writeConsoleLog(); err != nil {
 			t.Errorf("guest %q: %v", opts.Display, err)
 		}
-		if t.Failed() {
-			g.mu.Lock()
-			for _, m := range g.console {
-				t.Logf("guest %q console %s", opts.Display, m)
-			}
-			g.mu.Unlock()
-			t.Logf("--- guest %q browser output ---\n%s", opts.Display, browserOut.String())
-		}
 	})
+	g.browser = chromium.Start(t, chromium.Options{
+		Name:  fmt.Sprintf("guest %q", opts.Display),
+		Width: ViewportWidth, Height: ViewportHeight,
+		Flags: []chromedp.ExecAllocatorOption{
+			chromedp.Flag("use-fake-device-for-media-stream", "fps=30"), // its default is 20
+			chromedp.Flag("use-fake-ui-for-media-stream", true),
+			chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
+			// No mDNS host names in candidates: Janus could not resolve them,
+			// and their multicast queries would leave the machine.
+			chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
+		},
+	})
+	g.tab = g.browser.Tab()
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	if err := g.startJoin(ctx, srv.URL); err != nil {
-		t.Fatalf("guest %q: %v\n--- browser output ---\n%s", opts.Display, err, browserOut.String())
+		t.Fatalf("guest %q: %v\n--- browser output ---\n%s", opts.Display, err, g.browser.Output())
 	}
 	return g
 }
@@ -496,7 +437,7 @@ func (g *Guest) WaitFeedGone(ctx context.Context, display string) error {
 func (g *Guest) FirstRemoteFrame(ctx context.Context, display string) (time.Duration, error) {
 	var ms float64
 	err := g.poll(ctx, fmt.Sprintf("wait for the first frame of %q", display), func(ctx context.Context) (bool, error) {
-		v, err := eval[float64](ctx, g, fmt.Sprintf("atrium.firstFrame(%s)", jsString(display)))
+		v, err := eval[float64](ctx, g, fmt.Sprintf("atrium.firstFrame(%s)", chromium.JSString(display)))
 		ms = v
 		return err == nil && v >= 0, err
 	})
@@ -509,7 +450,7 @@ func (g *Guest) FirstRemoteFrame(ctx context.Context, display string) (time.Dura
 // VideoRect returns where the page shows the remote feed named display, in
 // the pixels of a Screenshot.
 func (g *Guest) VideoRect(ctx context.Context, display string) (image.Rectangle, error) {
-	r, err := eval[*struct{ X, Y, Width, Height int }](ctx, g, fmt.Sprintf("atrium.videoRect(%s)", jsString(display)))
+	r, err := eval[*struct{ X, Y, Width, Height int }](ctx, g, fmt.Sprintf("atrium.videoRect(%s)", chromium.JSString(display)))
 	if err != nil {
 		return image.Rectangle{}, fmt.Errorf("guest %q: locate the video of %q: %w", g.opts.Display, display, err)
 	}
@@ -554,10 +495,8 @@ func (g *Guest) Leave(ctx context.Context) error {
 // ConsoleErrors returns the errors and uncaught exceptions the page has
 // logged so far.
 func (g *Guest) ConsoleErrors() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	var errs []string
-	for _, m := range g.console {
+	for _, m := range g.browser.Console() {
 		if m.Type == chromedp.ConsoleError || m.IsException() {
 			errs = append(errs, m.String())
 		}
@@ -568,10 +507,11 @@ func (g *Guest) ConsoleErrors() []string {
 // writeConsoleLog keeps the page's whole console in the artifacts
 // directory: the test log shows it only when the test failed.
 func (g *Guest) writeConsoleLog() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	if g.browser == nil {
+		return nil // the browser never started; Start has failed the test
+	}
 	var b strings.Builder
-	for _, m := range g.console {
+	for _, m := range g.browser.Console() {
 		fmt.Fprintf(&b, "%s %s\n", m.Time.Format(time.TimeOnly+".000"), m)
 	}
 	path := filepath.Join(g.dir, fileName(g.opts.Display)+"-console.log")
@@ -586,32 +526,4 @@ var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 // fileName makes a display name safe to use in a file name.
 func fileName(display string) string {
 	return unsafeName.ReplaceAllString(display, "_")
-}
-
-// jsString quotes s as a JavaScript string literal.
-func jsString(s string) string {
-	b, err := json.Marshal(s)
-	if err != nil {
-		panic(err) // a string always marshals
-	}
-	return string(b)
-}
-
-// syncBuffer collects the browser's output, which chromedp writes from its
-// own goroutine.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/daemon/config"
+	"github.com/atriumroom/atrium/test/chromium"
 	"github.com/atriumroom/atrium/test/guest"
 	"github.com/atriumroom/atrium/test/janustest"
 	"github.com/atriumroom/atrium/test/roomdtest"
@@ -671,7 +672,7 @@ func environment(ctx context.Context, srv *janustest.Server) env {
 	vctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	// Debian's wrapper script may print shell noise before the version.
-	if out, err := exec.CommandContext(vctx, guest.ChromiumPath, "--version").CombinedOutput(); err == nil {
+	if out, err := exec.CommandContext(vctx, chromium.Path, "--version").CombinedOutput(); err == nil {
 		for line := range strings.Lines(string(out)) {
 			if strings.HasPrefix(line, "Chromium ") {
 				e.chromium = strings.TrimSpace(line)
