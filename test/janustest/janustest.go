@@ -21,7 +21,6 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -29,7 +28,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -37,7 +35,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/atriumroom/atrium/test/netns"
-	"github.com/atriumroom/atrium/test/syncbuf"
+	"github.com/atriumroom/atrium/test/proc"
 )
 
 // Rooms configured in conf/janus.plugin.videoroom.jcfg.
@@ -80,9 +78,7 @@ type Server struct {
 	// Dir holds the configuration written for this server.
 	Dir string
 
-	cmd     *exec.Cmd
-	log     *syncbuf.Buffer
-	waitErr chan error
+	proc *proc.Process
 }
 
 // Options adjust the server.
@@ -140,24 +136,10 @@ func StartWith(t testing.TB, opts Options) *Server {
 		HTTPURL: fmt.Sprintf("http://127.0.0.1:%d/janus", httpPort),
 		ICEAddr: iceAddr,
 		Dir:     dir,
-		log:     &syncbuf.Buffer{},
-		waitErr: make(chan error, 1),
 	}
-	s.cmd = exec.Command(bin, "-F", dir, "-C", filepath.Join(dir, "janus.jcfg"))
-	s.cmd.Dir = dir
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("janustest: start %s: %v", bin, err)
-	}
-	go func() { s.waitErr <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		if err := s.stop(); err != nil {
-			t.Errorf("janustest: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("--- janus log ---\n%s", s.Log())
-		}
-	})
+	cmd := exec.Command(bin, "-F", dir, "-C", filepath.Join(dir, "janus.jcfg"))
+	cmd.Dir = dir
+	s.proc = proc.Start(t, "janus", cmd, StopTimeout)
 
 	if err := s.waitReady(ReadyTimeout); err != nil {
 		t.Fatalf("janustest: janus did not become ready: %v", err)
@@ -166,7 +148,7 @@ func StartWith(t testing.TB, opts Options) *Server {
 }
 
 // Log returns what Janus wrote so far.
-func (s *Server) Log() string { return s.log.String() }
+func (s *Server) Log() string { return s.proc.Log() }
 
 // Info sends an info request over WebSocket and returns the reply.
 func (s *Server) Info(ctx context.Context) (map[string]any, error) {
@@ -197,11 +179,8 @@ func (s *Server) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
-		select {
-		case err := <-s.waitErr:
-			s.waitErr <- err
-			return fmt.Errorf("janus exited at start (%v)", err)
-		default:
+		if err := s.proc.Exited(); err != nil {
+			return fmt.Errorf("at start: %w", err)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, last = s.Info(ctx)
@@ -212,31 +191,6 @@ func (s *Server) waitReady(timeout time.Duration) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("no answer to info within %s: %v", timeout, last)
-}
-
-func (s *Server) stop() error {
-	select {
-	case err := <-s.waitErr:
-		s.waitErr <- err
-		return fmt.Errorf("janus had exited before the test ended (%v)", err)
-	default:
-	}
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return fmt.Errorf("stop janus: %w", err)
-	}
-	select {
-	case err := <-s.waitErr:
-		s.waitErr <- err
-		var exit *exec.ExitError
-		if err != nil && !(errors.As(err, &exit) && exit.ExitCode() == 0) {
-			return fmt.Errorf("janus exited with %v after SIGTERM", err)
-		}
-		return nil
-	case <-time.After(StopTimeout):
-		_ = s.cmd.Process.Kill()
-		<-s.waitErr
-		return fmt.Errorf("janus did not exit within %s of SIGTERM; killed", StopTimeout)
-	}
 }
 
 func findBinary(t testing.TB) string {

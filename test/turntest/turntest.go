@@ -23,7 +23,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
 	mrand "math/rand/v2"
@@ -31,13 +30,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
 
 	"github.com/atriumroom/atrium/test/netns"
-	"github.com/atriumroom/atrium/test/syncbuf"
+	"github.com/atriumroom/atrium/test/proc"
 )
 
 // The long-term credentials every server accepts.
@@ -81,9 +79,7 @@ type Server struct {
 	// Dir holds the configuration, certificate and key.
 	Dir string
 
-	cmd     *exec.Cmd
-	log     *syncbuf.Buffer
-	waitErr chan error
+	proc *proc.Process
 }
 
 // Start starts turnserver and waits until its TCP and TLS listeners accept
@@ -102,8 +98,6 @@ func Start(t testing.TB, opts Options) *Server {
 		TLSPort: freePort(t),
 		CAFile:  filepath.Join(dir, "ca.pem"),
 		Dir:     dir,
-		log:     &syncbuf.Buffer{},
-		waitErr: make(chan error, 1),
 	}
 	hostPort := net.JoinHostPort(s.Addr, fmt.Sprint(s.Port))
 	s.UDPURL = "turn:" + hostPort + "?transport=udp"
@@ -135,21 +129,9 @@ func Start(t testing.TB, opts Options) *Server {
 		t.Fatalf("turntest: %v", err)
 	}
 
-	s.cmd = exec.Command(bin, "-c", conf)
-	s.cmd.Dir = dir
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("turntest: start %s: %v", bin, err)
-	}
-	go func() { s.waitErr <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		if err := s.stop(); err != nil {
-			t.Errorf("turntest: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("--- turnserver log ---\n%s", s.Log())
-		}
-	})
+	cmd := exec.Command(bin, "-c", conf)
+	cmd.Dir = dir
+	s.proc = proc.Start(t, "turnserver", cmd, StopTimeout)
 	if err := s.waitReady(ReadyTimeout); err != nil {
 		t.Fatalf("turntest: turnserver did not become ready: %v\n--- turnserver log ---\n%s", err, s.Log())
 	}
@@ -157,7 +139,7 @@ func Start(t testing.TB, opts Options) *Server {
 }
 
 // Log returns what turnserver wrote so far.
-func (s *Server) Log() string { return s.log.String() }
+func (s *Server) Log() string { return s.proc.Log() }
 
 // waitReady waits until the TCP listener accepts and the TLS listener
 // completes a handshake with a client that trusts CAFile.
@@ -171,11 +153,8 @@ func (s *Server) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
-		select {
-		case err := <-s.waitErr:
-			s.waitErr <- err
-			return fmt.Errorf("turnserver exited at start (%v)", err)
-		default:
+		if err := s.proc.Exited(); err != nil {
+			return fmt.Errorf("at start: %w", err)
 		}
 		if last = s.probe(roots); last == nil {
 			return nil
@@ -197,37 +176,6 @@ func (s *Server) probe(roots *x509.CertPool) error {
 		return err
 	}
 	return tc.Close()
-}
-
-func (s *Server) stop() error {
-	select {
-	case err := <-s.waitErr:
-		s.waitErr <- err
-		return fmt.Errorf("turnserver had exited before the test ended (%v)", err)
-	default:
-	}
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return fmt.Errorf("stop turnserver: %w", err)
-	}
-	select {
-	case err := <-s.waitErr:
-		s.waitErr <- err
-		// coturn does not catch SIGTERM: dying of it is its clean stop.
-		var exit *exec.ExitError
-		if err != nil && !(errors.As(err, &exit) && killedBy(exit, syscall.SIGTERM)) {
-			return fmt.Errorf("turnserver exited with %v after SIGTERM", err)
-		}
-		return nil
-	case <-time.After(StopTimeout):
-		_ = s.cmd.Process.Kill()
-		<-s.waitErr
-		return fmt.Errorf("turnserver did not exit within %s of SIGTERM; killed", StopTimeout)
-	}
-}
-
-func killedBy(exit *exec.ExitError, sig syscall.Signal) bool {
-	ws, ok := exit.Sys().(syscall.WaitStatus)
-	return ok && ws.Signaled() && ws.Signal() == sig
 }
 
 // confTemplate is coturn's configuration. Everything coturn would write

@@ -53,7 +53,7 @@ import (
 	"time"
 
 	"github.com/atriumroom/atrium/test/netns"
-	"github.com/atriumroom/atrium/test/syncbuf"
+	"github.com/atriumroom/atrium/test/proc"
 )
 
 // Package is the Debian package the harness runs.
@@ -108,10 +108,8 @@ type Server struct {
 	// Dir is the directory the server runs in, with its config.js.
 	Dir string
 
-	t       testing.TB
-	cmd     *exec.Cmd
-	log     *syncbuf.Buffer
-	waitErr chan error
+	t    testing.TB
+	proc *proc.Process
 }
 
 // Start provisions simple-whip-server if needed, starts it against the
@@ -135,35 +133,21 @@ func Start(t testing.TB, janusWS string) *Server {
 		t.Fatalf("whiptest: %v", err)
 	}
 	s := &Server{
-		URL:     fmt.Sprintf("http://127.0.0.1:%d%s", port, Rest),
-		Port:    port,
-		Dir:     dir,
-		t:       t,
-		log:     &syncbuf.Buffer{},
-		waitErr: make(chan error, 1),
+		URL:  fmt.Sprintf("http://127.0.0.1:%d%s", port, Rest),
+		Port: port,
+		Dir:  dir,
+		t:    t,
 	}
-	s.cmd = exec.Command(node, "--require", filepath.Join(dir, "loopback.js"), filepath.Join("src", "server.js"))
-	s.cmd.Dir = dir
-	s.cmd.Env = append(os.Environ(),
+	cmd := exec.Command(node, "--require", filepath.Join(dir, "loopback.js"), filepath.Join("src", "server.js"))
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(),
 		"NODE_PATH="+inst.modules,
 		"NODE_ENV=production",
 		// Its own log, minus the per-message dumps.
 		"DEBUG=whip:*,-whip:debug,janus:*,-janus:debug,-janus:vdebug",
 		"DEBUG_COLORS=0",
 	)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("whiptest: start node: %v", err)
-	}
-	go func() { s.waitErr <- s.cmd.Wait() }()
-	t.Cleanup(func() {
-		if err := s.stop(); err != nil {
-			t.Errorf("whiptest: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("--- simple-whip-server log ---\n%s", s.Log())
-		}
-	})
+	s.proc = proc.Start(t, "simple-whip-server", cmd, StopTimeout)
 	if err := s.waitReady(ReadyTimeout); err != nil {
 		t.Fatalf("whiptest: simple-whip-server did not become ready: %v\n%s", err, s.Log())
 	}
@@ -171,7 +155,7 @@ func Start(t testing.TB, janusWS string) *Server {
 }
 
 // Log returns what the server wrote so far.
-func (s *Server) Log() string { return s.log.String() }
+func (s *Server) Log() string { return s.proc.Log() }
 
 // Endpoint is a WHIP endpoint to create, as the server's POST /whip/create
 // takes it.
@@ -288,11 +272,8 @@ func (s *Server) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last error
 	for time.Now().Before(deadline) {
-		select {
-		case err := <-s.waitErr:
-			s.waitErr <- err
-			return fmt.Errorf("node exited at start (%v)", err)
-		default:
+		if err := s.proc.Exited(); err != nil {
+			return fmt.Errorf("at start: %w", err)
 		}
 		last = s.healthy()
 		if last == nil {
@@ -319,33 +300,6 @@ func (s *Server) healthy() error {
 		return fmt.Errorf("healthcheck: %s", resp.Status)
 	}
 	return nil
-}
-
-func (s *Server) stop() error {
-	select {
-	case err := <-s.waitErr:
-		s.waitErr <- err
-		return fmt.Errorf("simple-whip-server had exited before the test ended (%v)", err)
-	default:
-	}
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return fmt.Errorf("stop simple-whip-server: %w", err)
-	}
-	select {
-	case err := <-s.waitErr:
-		s.waitErr <- err
-		// node has no SIGTERM handler: dying of the signal is its normal
-		// way out.
-		var exit *exec.ExitError
-		if err != nil && !errors.As(err, &exit) {
-			return fmt.Errorf("simple-whip-server: %w", err)
-		}
-		return nil
-	case <-time.After(StopTimeout):
-		_ = s.cmd.Process.Kill()
-		<-s.waitErr
-		return fmt.Errorf("simple-whip-server did not exit within %s of SIGTERM; killed", StopTimeout)
-	}
 }
 
 // install is a provisioned simple-whip-server.
