@@ -742,3 +742,18 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckPort(t *testing.T) {
+	for raw, ok := range map[string]bool{
+		"https://h.example/": true, "https://h.example:443/": true, "https://h.example:65535/": true,
+		"https://h.example:/": false, "https://h.example:0/": false, "https://h.example:65536/": false,
+	} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckPort(u); (err == nil) != ok {
+			t.Errorf("CheckPort(%s) = %v, want ok=%v", raw, err, ok)
+		}
+	}
+}

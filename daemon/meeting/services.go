@@ -1,7 +1,10 @@
 package meeting
 
 import (
+	"errors"
+	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -73,4 +76,21 @@ func Redact(u *url.URL) string {
 		c.Fragment, c.RawFragment = "xxxxx", ""
 	}
 	return c.Redacted()
+}
+
+// CheckPort rejects a URL whose port is empty ("host:") or outside
+// 1–65535, which url.Parse lets through. Providers wrap the error with
+// their own sentinel.
+func CheckPort(u *url.URL) error {
+	p := u.Port()
+	if p == "" {
+		if strings.HasSuffix(u.Host, ":") {
+			return errors.New("empty port")
+		}
+		return nil
+	}
+	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not between 1 and 65535", p)
+	}
+	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/atriumroom/atrium/daemon/meeting"
 )
 
 // Limits on URL parameters. Janus has none of its own worth relying on;
@@ -170,16 +172,8 @@ func parseAPI(raw string) (*url.URL, error) {
 }
 
 func checkPort(u *url.URL) error {
-	p := u.Port()
-	if p == "" {
-		if strings.HasSuffix(u.Host, ":") {
-			return fmt.Errorf("%w: %s has an empty port", ErrBadURL, redact(u))
-		}
-		return nil
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%w: %s: port %q is not between 1 and 65535", ErrBadURL, redact(u), p)
+	if err := meeting.CheckPort(u); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrBadURL, redact(u), err)
 	}
 	return nil
 }

@@ -4,9 +4,10 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/atriumroom/atrium/daemon/meeting"
 )
 
 // maxTokenLen bounds a bearer token: real ones (JWTs included) are far
@@ -238,16 +239,8 @@ func isLoopback(host string) bool {
 }
 
 func checkPort(u *url.URL) error {
-	p := u.Port()
-	if p == "" {
-		if strings.HasSuffix(u.Host, ":") {
-			return fmt.Errorf("%w: %s has an empty port", ErrBadURL, Redact(u))
-		}
-		return nil
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%w: %s: port %q is not between 1 and 65535", ErrBadURL, Redact(u), p)
+	if err := meeting.CheckPort(u); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrBadURL, Redact(u), err)
 	}
 	return nil
 }
