@@ -65,7 +65,7 @@ type Peer struct {
 	published meeting.PeerState
 
 	statsMu sync.Mutex
-	prev    statsSample
+	rates   rateMeter
 
 	closeOnce sync.Once
 	closeErr  error

@@ -165,10 +165,10 @@ func TestMediaFlows(t *testing.T) {
 		return st.Played > time.Second && math.Abs(st.DominantHz-sim.DefaultToneHz) < 10
 	})
 
-	// Stats, twice for bit rates.
+	// Stats, twice for bit rates: a rate needs a whole window.
 	recv.Stats()
 	send.Stats()
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(BitrateWindow + 100*time.Millisecond)
 	ss, rs := send.Stats(), recv.Stats()
 	if ss.Encoder != "fake:vp8" || ss.EncoderHardware || ss.TargetBitrate <= 0 || ss.VideoBitrate <= 0 || ss.BitrateOut <= 0 {
 		t.Errorf("sender stats: encoder %q hw %v target %d video %d out %d", ss.Encoder, ss.EncoderHardware, ss.TargetBitrate, ss.VideoBitrate, ss.BitrateOut)

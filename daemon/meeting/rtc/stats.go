@@ -14,6 +14,32 @@ import (
 	"github.com/atriumroom/atrium/hal"
 )
 
+// BitrateWindow is the shortest span a bitrate is measured over.
+const BitrateWindow = time.Second
+
+// rateMeter turns byte counters into bit rates over windows of at least
+// BitrateWindow. A reading within a window gets the last rate, so that
+// several readers (status requests, the periodic stats event) do not
+// shorten each other's windows.
+type rateMeter struct {
+	at      time.Time // start of the current window
+	in, out uint64    // counters at its start
+	rateIn  int
+	rateOut int
+}
+
+func (m *rateMeter) update(now time.Time, in, out uint64) (rateIn, rateOut int) {
+	if m.at.IsZero() || now.Sub(m.at) >= BitrateWindow {
+		if !m.at.IsZero() {
+			dt := now.Sub(m.at).Seconds()
+			m.rateIn = int(float64(in-m.in) * 8 / dt)
+			m.rateOut = int(float64(out-m.out) * 8 / dt)
+		}
+		m.at, m.in, m.out = now, in, out
+	}
+	return m.rateIn, m.rateOut
+}
+
 // PeerStats is a snapshot of one peer connection.
 type PeerStats struct {
 	Label string    `json:"label"`
@@ -24,8 +50,8 @@ type PeerStats struct {
 	ICEState  string    `json:"iceState"`
 	LastMedia time.Time `json:"lastMedia"`
 
-	// BitrateIn and BitrateOut are RTP bits/s since the previous Stats
-	// call (0 on the first).
+	// BitrateIn and BitrateOut are RTP bits/s over the last window of at
+	// least BitrateWindow (0 until one has passed).
 	BitrateIn  int    `json:"bitrateIn"`
 	BitrateOut int    `json:"bitrateOut"`
 	BytesIn    uint64 `json:"bytesIn"`
@@ -137,13 +163,8 @@ type TrackStats struct {
 	AudioLevel float64 `json:"audioLevel,omitempty"`
 }
 
-type statsSample struct {
-	at      time.Time
-	in, out uint64
-}
-
-// Stats returns a snapshot. Bit rates are computed from the byte counters
-// since the previous call.
+// Stats returns a snapshot. Bit rates come from the byte counters over
+// windows of at least BitrateWindow (see rateMeter).
 func (p *Peer) Stats() PeerStats {
 	now := p.now()
 	st := PeerStats{
@@ -256,13 +277,7 @@ func (p *Peer) Stats() PeerStats {
 	st.BytesIn, st.BytesOut = bytesIn, bytesOut
 
 	p.statsMu.Lock()
-	if prev := p.prev; !prev.at.IsZero() {
-		if dt := now.Sub(prev.at).Seconds(); dt > 0 {
-			st.BitrateIn = int(float64(bytesIn-prev.in) * 8 / dt)
-			st.BitrateOut = int(float64(bytesOut-prev.out) * 8 / dt)
-		}
-	}
-	p.prev = statsSample{at: now, in: bytesIn, out: bytesOut}
+	st.BitrateIn, st.BitrateOut = p.rates.update(now, bytesIn, bytesOut)
 	p.statsMu.Unlock()
 	return st
 }
