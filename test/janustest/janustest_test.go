@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -88,5 +89,27 @@ func TestStartFailsWithoutJanus(t *testing.T) {
 	<-done
 	if !strings.Contains(tb.msg, missing) || strings.HasPrefix(tb.msg, "skipped") {
 		t.Errorf("Start with no janus: %q, want a fatal error naming %s", tb.msg, missing)
+	}
+}
+
+// TestStartRetriesAfterACrash: a Janus that dies of a signal during its first
+// start is started once more, and the crash is logged.
+func TestStartRetriesAfterACrash(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(dir, "crashed-once")
+	script := filepath.Join(dir, "janus")
+	body := "#!/bin/sh\nif [ ! -e " + marker + " ]; then touch " + marker + "; kill -SEGV $$; fi\nexec /usr/bin/janus \"$@\"\n"
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(janustest.BinaryEnv, script)
+	srv := janustest.Start(t)
+	if _, err := os.Stat(marker); err != nil {
+		t.Fatal("the first start did not crash; the test proves nothing")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := srv.Info(ctx); err != nil {
+		t.Fatalf("the second Janus does not answer: %v", err)
 	}
 }

@@ -10,10 +10,14 @@
 package netns
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -81,10 +85,31 @@ func setup() error {
 		{"link", "set", Interface + "p", "up"},
 		{"link", "set", Interface, "up"},
 	}
+	// No IPv6 in the namespace: nothing under test uses it (Janus runs with
+	// IPv6 off), and link-local addresses appearing after duplicate address
+	// detection would change the interfaces under a program that starts
+	// at once.
+	for _, f := range []string{"/proc/sys/net/ipv6/conf/all/disable_ipv6", "/proc/sys/net/ipv6/conf/default/disable_ipv6"} {
+		if err := os.WriteFile(f, []byte("1"), 0o644); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("disable IPv6: %w", err)
+		}
+	}
 	for _, s := range steps {
 		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
 			return fmt.Errorf("ip %v: %w: %s", s, err, out)
 		}
 	}
-	return nil
+	// Return only once the link is up (carrier on both ends), so the first
+	// test sees the interfaces as they will stay.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := exec.Command("ip", "-o", "link", "show", Interface).CombinedOutput()
+		if err == nil && strings.Contains(string(out), "LOWER_UP") && strings.Contains(string(out), "state UP") {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not up within 5s: %s %v", Interface, out, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -16,10 +17,11 @@ import (
 
 // Process is a running server.
 type Process struct {
-	name    string
-	cmd     *exec.Cmd
-	log     syncbuf.Buffer
-	waitErr chan error // the result of Wait, put back after each read
+	name      string
+	cmd       *exec.Cmd
+	log       syncbuf.Buffer
+	waitErr   chan error // the result of Wait, put back after each read
+	abandoned atomic.Bool
 }
 
 // Start starts cmd, which must not have its output set. At cleanup it sends
@@ -61,7 +63,31 @@ func (p *Process) Exited() error {
 	}
 }
 
+// Crashed reports whether the process has died of a signal it did not ask
+// for (a segfault, an abort), as opposed to exiting.
+func (p *Process) Crashed() bool {
+	select {
+	case err := <-p.waitErr:
+		p.waitErr <- err
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			ws, ok := exit.Sys().(syscall.WaitStatus)
+			return ok && ws.Signaled()
+		}
+		return false
+	default:
+		return false
+	}
+}
+
+// Abandon tells the cleanup that the caller has dealt with this process's
+// death (and started another): it is not reported again.
+func (p *Process) Abandon() { p.abandoned.Store(true) }
+
 func (p *Process) stop(timeout time.Duration) error {
+	if p.abandoned.Load() {
+		return nil
+	}
 	if err := p.Exited(); err != nil {
 		return fmt.Errorf("%w before the test ended", err)
 	}
