@@ -90,6 +90,18 @@ const (
 	CtrlZoom             ControlID = "zoom"
 	CtrlPan              ControlID = "pan"
 	CtrlTilt             ControlID = "tilt"
+	// Relative moves, for cameras (and motors) that only step: writing n
+	// moves by n steps from wherever the camera is now.
+	CtrlZoomRelative ControlID = "zoom_relative"
+	CtrlPanRelative  ControlID = "pan_relative"
+	CtrlTiltRelative ControlID = "tilt_relative"
+)
+
+// Audio device controls. Volume is in percent (0–100) of the device's range,
+// so a setting means the same on every card.
+const (
+	CtrlVolume ControlID = "volume"
+	CtrlMute   ControlID = "mute"
 )
 
 // ControlType says how a control's value is read.
@@ -182,6 +194,10 @@ const (
 	CodecVP8  Codec = "VP8"
 	CodecVP9  Codec = "VP9"
 	CodecOpus Codec = "Opus"
+	// CodecFWHT is the kernel's vicodec test codec. No meeting negotiates
+	// it; it exists so the V4L2 mem2mem path, which a hardware H.264
+	// encoder shares, is exercised on machines without one.
+	CodecFWHT Codec = "FWHT"
 )
 
 // CodecCaps says what a codec device can do.
