@@ -60,25 +60,19 @@ func iceServers(cfg []config.ICEServer) ([]meeting.ICEServer, error) {
 // newPeers gives a new meeting session its media layer, built from the
 // devices present now: a camera plugged in since the last call is used.
 func (s *System) newPeers(ctx context.Context) (meeting.PeerFactory, error) {
-	var media rtc.Media
+	choice := s.Select.Choose()
+	media := rtc.Media{Camera: choice.Camera, Cameras: s.Select, Microphone: choice.Microphone, Speaker: choice.Speaker}
+	hw := s.Config.HAL.HardwareCodecs
 	for _, d := range s.HAL.Devices() {
 		switch d := d.(type) {
-		case hal.Camera:
-			if media.Camera == nil {
-				media.Camera = d
-			}
-		case hal.Microphone:
-			if media.Microphone == nil {
-				media.Microphone = d
-			}
-		case hal.Speaker:
-			if media.Speaker == nil {
-				media.Speaker = d
-			}
 		case hal.VideoEncoderFactory:
-			media.VideoEncoders = append(media.VideoEncoders, d)
+			if hw || !isHardware(d.Codecs()) {
+				media.VideoEncoders = append(media.VideoEncoders, d)
+			}
 		case hal.VideoDecoderFactory:
-			media.VideoDecoders = append(media.VideoDecoders, d)
+			if hw || !isHardware(d.Codecs()) {
+				media.VideoDecoders = append(media.VideoDecoders, d)
+			}
 		case hal.AudioEncoderFactory:
 			media.AudioEncoders = append(media.AudioEncoders, d)
 		case hal.AudioDecoderFactory:
@@ -100,6 +94,11 @@ func (s *System) newPeers(ctx context.Context) (meeting.PeerFactory, error) {
 		return nil, fmt.Errorf("media for a new meeting: %w", err)
 	}
 	return s.call.track(f), nil
+}
+
+// isHardware says whether a codec device is hardware (all its codecs are).
+func isHardware(caps []hal.CodecCaps) bool {
+	return len(caps) > 0 && caps[0].Hardware
 }
 
 // callTracker remembers the peers of the current session, for status.

@@ -29,6 +29,7 @@ import (
 	"github.com/atriumroom/atrium/daemon/api"
 	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/daemon/config"
+	"github.com/atriumroom/atrium/daemon/devsel"
 	"github.com/atriumroom/atrium/daemon/events"
 	"github.com/atriumroom/atrium/daemon/meeting"
 	"github.com/atriumroom/atrium/daemon/sdnotify"
@@ -63,6 +64,7 @@ type System struct {
 	Deps    Deps
 	HAL     *hal.Registry
 	Sim     *sim.Driver // the simulated devices, present whatever hal.simulate says
+	Select  *devsel.Selector
 	Events  *events.Bus
 	Meeting *meeting.Engine
 	Video   *videofeed.Feed // remote video, encoded, to the kiosk
@@ -114,6 +116,9 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("device registry: %w", err)
 	}
+
+	s.Select = devsel.New(s.HAL, devsel.Pins{Camera: cfg.HAL.Camera, Microphone: cfg.HAL.Microphone, Speaker: cfg.HAL.Speaker},
+		deps.Logger.With("subsystem", "hal"))
 
 	if s.ice, err = iceServers(cfg.Meeting.ICEServers); err != nil {
 		return nil, err
@@ -167,7 +172,9 @@ func (s *System) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { s.reportCalls(gctx); return nil })
 	g.Go(func() error { s.followNetwork(gctx); return nil })
-	g.Go(func() error { s.forwardDeviceChanges(gctx); return nil })
+	// Subscribed here, before READY, so no change after READY goes unseen.
+	changes := s.HAL.Subscribe(gctx)
+	g.Go(func() error { s.forwardDeviceChanges(changes); return nil })
 
 	var servers []*http.Server
 	for _, l := range listeners {
@@ -273,8 +280,8 @@ func (s *System) meetingChanged(m apiv1.Meeting) {
 	s.notify("STATUS=" + s.statusLine())
 }
 
-func (s *System) forwardDeviceChanges(ctx context.Context) {
-	for ch := range s.HAL.Subscribe(ctx) {
+func (s *System) forwardDeviceChanges(changes <-chan hal.Change) {
+	for ch := range changes {
 		typ := map[hal.ChangeType]apiv1.EventType{
 			hal.ChangeAdded:   apiv1.EventDeviceAdded,
 			hal.ChangeRemoved: apiv1.EventDeviceRemoved,

@@ -35,6 +35,10 @@ type Info struct {
 	Name      string
 	Driver    string // "sim", "v4l2", "alsa", "pipewire", "v4l2-m2m", "vaapi", "software"
 	Simulated bool
+	// EchoCancelled marks a microphone whose signal has the room's own
+	// playback removed (a sound server's echo-canceller source), and the
+	// speaker that canceller takes as its reference: meetings prefer them.
+	EchoCancelled bool
 }
 
 // Device is anything the registry lists.

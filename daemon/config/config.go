@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 )
@@ -60,8 +61,12 @@ type Log struct {
 
 // HAL configures device selection.
 type HAL struct {
-	Simulate  string    `toml:"simulate"`
-	Simulated Simulated `toml:"simulated"`
+	Simulate       string    `toml:"simulate"`
+	Camera         string    `toml:"camera"`
+	Microphone     string    `toml:"microphone"`
+	Speaker        string    `toml:"speaker"`
+	HardwareCodecs bool      `toml:"hardware_codecs"`
+	Simulated      Simulated `toml:"simulated"`
 }
 
 // Simulated configures the simulated devices.
@@ -142,7 +147,8 @@ func Default() *Config {
 		},
 		Log: Log{Level: "info", Format: "auto"},
 		HAL: HAL{
-			Simulate: "auto",
+			Simulate:       "auto",
+			HardwareCodecs: true,
 			Simulated: Simulated{
 				CameraWidth: 1280, CameraHeight: 720, CameraFPS: 30,
 				ToneHz: 440, BeepInterval: Duration{time.Second},
@@ -281,6 +287,11 @@ func (c *Config) validate() []fieldError {
 	case "auto", "always", "never":
 	default:
 		bad("hal.simulate", "must be one of auto, always, never; got %q", c.HAL.Simulate)
+	}
+	for _, pin := range []struct{ key, id string }{{"hal.camera", c.HAL.Camera}, {"hal.microphone", c.HAL.Microphone}, {"hal.speaker", c.HAL.Speaker}} {
+		if key, id := pin.key, pin.id; len(id) > 256 || strings.ContainsFunc(id, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) {
+			bad(key, "must be a device ID as `roomctl devices` lists it (printable, no spaces, at most 256 bytes); got %q", id)
+		}
 	}
 	s := c.HAL.Simulated
 	if s.CameraWidth < 16 || s.CameraWidth > 3840 || s.CameraWidth%2 != 0 {

@@ -80,6 +80,10 @@ level = "debug"
 format = "json"
 [hal]
 simulate = "never"
+camera = "usb-046d:085e-1A2B3C4D"
+microphone = "usb-0b0e:245e-A1B2-pcm0c"
+speaker = "pipewire:atrium-ec-sink"
+hardware_codecs = false
 [hal.simulated]
 camera_width = 16
 camera_height = 2160
@@ -113,9 +117,10 @@ api = "wss://meet.example.com/janus"
 		Daemon: Daemon{StateDir: "./state"},
 		API:    API{Socket: "", SocketGroup: "atrium", Listen: []string{"0.0.0.0:8480", "[::1]:9000"}, TokenFile: "/etc/atrium/token"},
 		Log:    Log{Level: "debug", Format: "json"},
-		HAL: HAL{Simulate: "never", Simulated: Simulated{
-			CameraWidth: 16, CameraHeight: 2160, CameraFPS: 60, ToneHz: 20000, BeepInterval: Duration{100 * time.Millisecond},
-		}},
+		HAL: HAL{Simulate: "never", Camera: "usb-046d:085e-1A2B3C4D", Microphone: "usb-0b0e:245e-A1B2-pcm0c",
+			Speaker: "pipewire:atrium-ec-sink", Simulated: Simulated{
+				CameraWidth: 16, CameraHeight: 2160, CameraFPS: 60, ToneHz: 20000, BeepInterval: Duration{100 * time.Millisecond},
+			}},
 		Meeting: Meeting{
 			DisplayName:  "Boardroom (3rd floor)",
 			SetupTimeout: Duration{20 * time.Second}, MediaTimeout: Duration{5 * time.Second}, LeaveTimeout: Duration{time.Second},
@@ -205,6 +210,7 @@ func TestParseInvalid(t *testing.T) {
 		{"bad level", "[log]\nformat = \"text\"\nlevel = \"verbose\"\n", "log.level", 3, `got "verbose"`},
 		{"bad format", "[log]\nformat = \"xml\"\n", "log.format", 2, `got "xml"`},
 		{"bad simulate", "[hal]\nsimulate = \"sometimes\"\n", "hal.simulate", 2, `got "sometimes"`},
+		{"device id with a space", "[hal]\n\ncamera = \"my camera\"\n", "hal.camera", 3, `got "my camera"`},
 		{"width too small", "[hal.simulated]\ncamera_width = 14\n", "hal.simulated.camera_width", 2, "got 14"},
 		{"width too large", "[hal.simulated]\ncamera_width = 3842\n", "hal.simulated.camera_width", 2, "got 3842"},
 		{"width odd", "[hal.simulated]\ncamera_fps = 30\ncamera_width = 641\n", "hal.simulated.camera_width", 3, "even"},

@@ -129,11 +129,24 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
+// CameraFinder gives the capture loop a camera after the one it had was
+// unplugged or failed. It is asked a few times a second while the far end
+// sees the "camera unavailable" card, so it must be cheap (a registry
+// lookup) and must not block.
+type CameraFinder interface {
+	// FindCamera returns the camera to use instead of lost (which is often
+	// lost itself, back again), or false while there is none.
+	FindCamera(lost hal.Info) (hal.Camera, bool)
+}
+
 // Media is what one meeting may use: devices, codec factories and sinks.
 // Every field may be empty.
 type Media struct {
 	// Camera is captured by sending peers; nil sends no video.
 	Camera hal.Camera
+	// Cameras finds a camera again after Camera went away mid-call; nil
+	// leaves video on the "camera unavailable" card until the call ends.
+	Cameras CameraFinder
 	// Microphone is captured by sending peers; nil sends no audio.
 	Microphone hal.Microphone
 	// Speaker plays the mix of all remote audio; nil plays nothing (levels

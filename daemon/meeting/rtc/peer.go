@@ -152,7 +152,7 @@ func (p *Peer) addSendTracks() error {
 		if err := tr.SetCodecPreferences(f.sendVideo); err != nil {
 			return fmt.Errorf("set video codec preferences: %w", err)
 		}
-		p.video = &videoSender{p: p, track: track, sender: tr.Sender(), camera: m.Camera, encoders: m.VideoEncoders}
+		p.video = &videoSender{p: p, track: track, sender: tr.Sender(), camera: m.Camera, cameras: m.Cameras, encoders: m.VideoEncoders}
 		p.video.bitrate.Store(int64(f.cfg.StartVideoBitrate))
 		p.spawn(p.video.readRTCP)
 	}

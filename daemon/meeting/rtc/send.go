@@ -166,6 +166,7 @@ type videoSender struct {
 	track    *localTrack
 	sender   *webrtc.RTPSender
 	camera   hal.Camera
+	cameras  CameraFinder
 	encoders []hal.VideoEncoderFactory
 
 	sendCounters
@@ -178,6 +179,10 @@ type videoSender struct {
 	encHW   bool
 	mode    hal.VideoMode
 	stopped string // why video stopped, if it did
+	// source is the camera being sent; sourceLost is set while it is gone
+	// and the card is sent instead.
+	source     hal.Info
+	sourceLost bool
 }
 
 // readRTCP reads the sender's RTCP until the peer closes. Reading is what
@@ -235,7 +240,15 @@ func (s *videoSender) stop(err error) {
 	s.stopped = err.Error()
 }
 
-// run is the capture loop: camera → encoder → track, until ctx ends.
+// cameraRetry is how often a lost camera is looked for again: with the
+// registry's hotplug debounce it keeps "video back within 3 s of the camera
+// coming back" with room to spare.
+const cameraRetry = 250 * time.Millisecond
+
+// run is the capture loop: camera → encoder → track, until ctx ends. When
+// the camera goes away mid-call the loop sends the "camera unavailable" card
+// through the same encoder and track, and switches back to live video as
+// soon as a camera can be opened again.
 func (s *videoSender) run(ctx context.Context) {
 	b, err := s.track.waitBound(ctx)
 	if err != nil {
@@ -247,25 +260,11 @@ func (s *videoSender) run(ctx context.Context) {
 		s.stop(fmt.Errorf("choose camera mode: %w", err))
 		return
 	}
-	stream, err := s.camera.Open(ctx, mode)
-	if err != nil {
-		if ctx.Err() == nil {
-			s.stop(fmt.Errorf("open camera %s: %w", s.camera.Info().ID, err))
-		}
-		return
-	}
-	defer func() {
-		if err := stream.Close(); err != nil {
-			s.p.log.Debug("close camera stream", "err", err)
-		}
-	}()
 	s.mu.Lock()
-	s.mode = mode
+	s.mode, s.source = mode, s.camera.Info()
 	s.mu.Unlock()
-
 	next := 0
-	enc, err := s.openEncoder(ctx, b.halCodec, mode, &next)
-	if err != nil {
+	if _, err := s.openEncoder(ctx, b.halCodec, mode, &next); err != nil {
 		if ctx.Err() == nil {
 			s.stop(err)
 		}
@@ -273,37 +272,111 @@ func (s *videoSender) run(ctx context.Context) {
 	}
 	defer s.closeEncoder()
 
-	// Faster cameras are decimated to the configured rate; the 10% slack
-	// keeps jitter in capture times from dropping wanted frames.
-	var minGap time.Duration
-	if mode.FPS > cfg.FPS {
-		minGap = time.Second / time.Duration(cfg.FPS) * 9 / 10
-	}
-	clock := newRTPClock(videoClockRate)
-	var lastSeq uint64
-	var lastKept, lastForced time.Time
-	haveSeq := false
-	for {
-		frame, err := stream.ReadFrame(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.stop(fmt.Errorf("read camera frame: %w", err))
-			}
+	stream, err := s.camera.Open(ctx, mode)
+	if err != nil {
+		if ctx.Err() != nil {
 			return
 		}
-		s.framesCaptured.Add(1)
-		if haveSeq && frame.Seq > lastSeq+1 {
-			s.framesDropped.Add(frame.Seq - lastSeq - 1)
+		s.cameraLost(fmt.Errorf("open camera %s: %w", s.camera.Info().ID, err))
+		stream = nil
+	}
+	defer func() {
+		if stream != nil {
+			if err := stream.Close(); err != nil {
+				s.p.log.Debug("close camera stream", "err", err)
+			}
 		}
-		lastSeq, haveSeq = frame.Seq, true
-		if frame.CapturedAt.IsZero() {
+	}()
+
+	clock := newRTPClock(videoClockRate)
+	var (
+		lastSeq              uint64
+		haveSeq              bool
+		lastKept, lastForced time.Time
+		lastLook             time.Time
+		card                 hal.VideoFrame
+		tick                 *time.Ticker
+	)
+	defer func() {
+		if tick != nil {
+			tick.Stop()
+		}
+	}()
+	for {
+		var frame hal.VideoFrame
+		if stream != nil {
+			frame, err = stream.ReadFrame(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				s.cameraLost(fmt.Errorf("read camera frame: %w", err))
+				if err := stream.Close(); err != nil {
+					s.p.log.Debug("close lost camera stream", "err", err)
+				}
+				stream, haveSeq = nil, false
+				continue
+			}
+			s.framesCaptured.Add(1)
+			if haveSeq && frame.Seq > lastSeq+1 {
+				s.framesDropped.Add(frame.Seq - lastSeq - 1)
+			}
+			lastSeq, haveSeq = frame.Seq, true
+			if frame.CapturedAt.IsZero() {
+				frame.CapturedAt = s.p.now()
+			}
+			// Faster cameras are decimated to the configured rate; the 10%
+			// slack keeps jitter in capture times from dropping wanted frames.
+			if mode.FPS > cfg.FPS && !lastKept.IsZero() &&
+				frame.CapturedAt.Sub(lastKept) < time.Second/time.Duration(cfg.FPS)*9/10 {
+				continue
+			}
+			lastKept = frame.CapturedAt
+			if frame, err = toI420(frame); err != nil {
+				s.p.log.Debug("convert camera frame", "err", err)
+				continue
+			}
+		} else {
+			if tick == nil {
+				tick = time.NewTicker(time.Second / placeholderFPS)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if now := s.p.now(); now.Sub(lastLook) >= cameraRetry {
+				lastLook = now
+				if st, m, ok := s.reopenCamera(ctx, mode); ok {
+					tick.Stop()
+					tick, stream = nil, st
+					if m.Width != mode.Width || m.Height != mode.Height {
+						// A different camera (or mode): the encoder
+						// follows the new size from a keyframe.
+						s.closeEncoder()
+						next = 0
+						if _, err := s.openEncoder(ctx, b.halCodec, m, &next); err != nil {
+							if ctx.Err() == nil {
+								s.stop(err)
+							}
+							return
+						}
+						card = hal.VideoFrame{}
+					}
+					mode = m
+					s.keyframeWanted.Store(true)
+					lastForced = time.Time{}
+					continue
+				}
+			}
+			if card.Width != mode.Width || card.Height != mode.Height {
+				card = placeholderFrame(mode.Width, mode.Height)
+			}
+			frame = card
 			frame.CapturedAt = s.p.now()
 		}
-		if minGap > 0 && !lastKept.IsZero() && frame.CapturedAt.Sub(lastKept) < minGap {
-			continue
-		}
-		lastKept = frame.CapturedAt
 
+		enc := s.encoder()
 		if now := s.p.now(); s.keyframeWanted.Load() && now.Sub(lastForced) >= keyframeMinInterval {
 			s.keyframeWanted.Store(false)
 			lastForced = now
@@ -317,7 +390,7 @@ func (s *videoSender) run(ctx context.Context) {
 			s.p.log.Warn("video encoder failed; falling back to the next one", "encoder", s.encoderID(), "err", err)
 			s.closeEncoder()
 			next++
-			if enc, err = s.openEncoder(ctx, b.halCodec, mode, &next); err != nil {
+			if _, err = s.openEncoder(ctx, b.halCodec, mode, &next); err != nil {
 				if ctx.Err() == nil {
 					s.stop(err)
 				}
@@ -344,6 +417,52 @@ func (s *videoSender) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// cameraLost records that live video stopped and the card is showing.
+func (s *videoSender) cameraLost(err error) {
+	s.mu.Lock()
+	s.sourceLost = true
+	id := s.source.ID
+	s.mu.Unlock()
+	s.p.log.Warn("camera lost; sending the camera-unavailable card until it is back", "camera", id, "err", err)
+}
+
+// reopenCamera asks the finder for a camera and opens it in the mode
+// closest to the configured one. Any failure just means "not yet".
+func (s *videoSender) reopenCamera(ctx context.Context, prev hal.VideoMode) (hal.VideoStream, hal.VideoMode, bool) {
+	if s.cameras == nil {
+		return nil, prev, false
+	}
+	s.mu.Lock()
+	lost := s.source
+	s.mu.Unlock()
+	cam, ok := s.cameras.FindCamera(lost)
+	if !ok {
+		return nil, prev, false
+	}
+	cfg := s.p.f.cfg
+	mode, err := chooseVideoMode(cam.Modes(), cfg.Width, cfg.Height, cfg.FPS)
+	if err != nil {
+		return nil, prev, false
+	}
+	st, err := cam.Open(ctx, mode)
+	if err != nil {
+		s.p.log.Debug("camera not back yet", "camera", cam.Info().ID, "err", err)
+		return nil, prev, false
+	}
+	s.mu.Lock()
+	s.source, s.sourceLost, s.mode = cam.Info(), false, mode
+	s.mu.Unlock()
+	s.p.log.Info("camera back; live video resumes", "camera", cam.Info().ID,
+		"width", mode.Width, "height", mode.Height, "fps", mode.FPS)
+	return st, mode, true
+}
+
+func (s *videoSender) encoder() hal.VideoEncoder {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.enc
 }
 
 // openEncoder opens the first factory from *next on that can encode codec

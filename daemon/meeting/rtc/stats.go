@@ -104,6 +104,10 @@ type SendStats struct {
 	Encoder string    `json:"encoder"`
 	// Stopped says why capture or encoding ended, if it did.
 	Stopped string `json:"stopped,omitempty"`
+	// Source is the device captured (its hal.Info ID); SourceLost is set
+	// while it is gone and the "camera unavailable" card is sent instead.
+	Source     string `json:"source,omitempty"`
+	SourceLost bool   `json:"sourceLost,omitempty"`
 
 	PacketsSent uint64 `json:"packetsSent"`
 	BytesSent   uint64 `json:"bytesSent"`
@@ -251,6 +255,7 @@ func (p *Peer) Stats() PeerStats {
 		s := sendStats(v.track, &v.sendCounters)
 		v.mu.Lock()
 		s.Encoder, s.Stopped = v.encInfo.ID, v.stopped
+		s.Source, s.SourceLost = v.source.ID, v.sourceLost
 		s.Width, s.Height, s.FPS = v.mode.Width, v.mode.Height, min(v.mode.FPS, p.f.cfg.FPS)
 		if v.enc != nil {
 			st.Encoder, st.EncoderHardware = v.encInfo.ID, v.encHW
