@@ -29,6 +29,7 @@ import (
 	"github.com/atriumroom/atrium/daemon/api"
 	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/daemon/config"
+	"github.com/atriumroom/atrium/daemon/devctl"
 	"github.com/atriumroom/atrium/daemon/devsel"
 	"github.com/atriumroom/atrium/daemon/events"
 	"github.com/atriumroom/atrium/daemon/meeting"
@@ -60,15 +61,16 @@ type Deps struct {
 
 // System is roomd: one slot per subsystem.
 type System struct {
-	Config  *config.Config
-	Deps    Deps
-	HAL     *hal.Registry
-	Sim     *sim.Driver // the simulated devices, present whatever hal.simulate says
-	Select  *devsel.Selector
-	Events  *events.Bus
-	Meeting *meeting.Engine
-	Video   *videofeed.Feed // remote video, encoded, to the kiosk
-	API     *api.Server
+	Config   *config.Config
+	Deps     Deps
+	HAL      *hal.Registry
+	Sim      *sim.Driver // the simulated devices, present whatever hal.simulate says
+	Select   *devsel.Selector
+	Settings *devctl.Controller // control changes and camera presets
+	Events   *events.Bus
+	Meeting  *meeting.Engine
+	Video    *videofeed.Feed // remote video, encoded, to the kiosk
+	API      *api.Server
 
 	bootID    string
 	startedAt time.Time
@@ -119,6 +121,13 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 
 	s.Select = devsel.New(s.HAL, devsel.Pins{Camera: cfg.HAL.Camera, Microphone: cfg.HAL.Microphone, Speaker: cfg.HAL.Speaker},
 		deps.Logger.With("subsystem", "hal"))
+
+	presets, err := devctl.OpenStore(filepath.Join(cfg.Daemon.StateDir, "camera-presets.json"), deps.Now,
+		deps.Logger.With("subsystem", "devices"))
+	if err != nil {
+		return nil, err
+	}
+	s.Settings = devctl.New(s.HAL, presets, deps.Logger.With("subsystem", "devices"))
 
 	if s.ice, err = iceServers(cfg.Meeting.ICEServers); err != nil {
 		return nil, err

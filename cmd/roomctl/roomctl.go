@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,6 +23,14 @@ const usageText = `usage: roomctl [flags] COMMAND
 Commands:
   status      show the room, roomd and meeting state
   devices     list cameras, microphones, speakers and codecs
+  device ID   show one device: modes, formats, codecs, controls
+  set ID CONTROL VALUE
+              set a control (brightness, exposure, zoom, volume, mute…)
+  nudge ID CONTROL STEPS
+              move a control by STEPS of its step (negative: back),
+              stopping at the ends of its range
+  preset ID [save|recall|delete NAME]
+              list a camera's presets, or save, recall or delete one
   join URL    join the meeting at URL (leaves the current one first)
   leave       leave the current meeting (succeeds when there is none)
   events      follow roomd's events until interrupted
@@ -91,6 +100,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = a.status(ctx, cmdArgs)
 	case "devices":
 		err = a.devices(ctx, cmdArgs)
+	case "device":
+		err = a.device(ctx, cmdArgs)
+	case "set", "nudge":
+		err = a.control(ctx, cmd, cmdArgs)
+	case "preset":
+		err = a.preset(ctx, cmdArgs)
 	case "join":
 		err = a.join(ctx, cmdArgs)
 	case "leave":
@@ -251,6 +266,131 @@ func capabilities(d apiv1.Device) string {
 		parts = append(parts, fmt.Sprintf("%d controls", n))
 	}
 	return strings.Join(parts, "; ")
+}
+
+func (a *app) device(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%w: device takes exactly one device ID", errUsage)
+	}
+	d, err := a.client.Device(ctx, args[0])
+	if err != nil {
+		return err
+	}
+	return a.printDevice(d)
+}
+
+// printDevice shows everything a device offers, controls as a table an
+// admin can act on (the id column is what set and nudge take).
+func (a *app) printDevice(d apiv1.Device) error {
+	if a.json {
+		return json.NewEncoder(a.out).Encode(d)
+	}
+	driver := d.Driver
+	if d.Simulated {
+		driver += " (simulated)"
+	}
+	fmt.Fprintf(a.out, "%s %s\n  name: %s\n  driver: %s\n", d.Kind, d.ID, d.Name, driver)
+	if len(d.VideoModes) > 0 {
+		var ms []string
+		for _, m := range d.VideoModes {
+			ms = append(ms, fmt.Sprintf("%dx%d@%d %s", m.Width, m.Height, m.FPS, m.PixelFormat))
+		}
+		fmt.Fprintf(a.out, "  modes: %s\n", strings.Join(ms, ", "))
+	}
+	if len(d.AudioFormats) > 0 || len(d.Codecs) > 0 {
+		fmt.Fprintf(a.out, "  capabilities: %s\n", capabilities(apiv1.Device{AudioFormats: d.AudioFormats, Codecs: d.Codecs}))
+	}
+	if len(d.Controls) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  CONTROL\tVALUE\tRANGE\tDEFAULT\tNAME")
+	for _, c := range d.Controls {
+		rng := fmt.Sprintf("%d..%d", c.Min, c.Max)
+		if c.Step > 1 {
+			rng += fmt.Sprintf(" step %d", c.Step)
+		}
+		if c.Type == "bool" {
+			rng = "0/1"
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%s\n", c.ID, c.Value, rng, c.Default, c.Name)
+	}
+	return tw.Flush()
+}
+
+func (a *app) control(ctx context.Context, cmd string, args []string) error {
+	if len(args) != 3 {
+		return fmt.Errorf("%w: %s takes a device ID, a control and a number", errUsage, cmd)
+	}
+	n, err := strconv.ParseInt(args[2], 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: %q is not a whole number", errUsage, args[2])
+	}
+	var change apiv1.ControlChange
+	if cmd == "set" {
+		change.Value = &n
+	} else {
+		change.Delta = &n
+	}
+	d, err := a.client.SetControl(ctx, args[0], args[1], change)
+	if err != nil {
+		return err
+	}
+	return a.printDevice(d)
+}
+
+func (a *app) preset(ctx context.Context, args []string) error {
+	switch {
+	case len(args) == 1:
+		ps, err := a.client.Presets(ctx, args[0])
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return json.NewEncoder(a.out).Encode(apiv1.PresetList{Presets: ps})
+		}
+		if len(ps) == 0 {
+			fmt.Fprintln(a.out, "no presets")
+		}
+		for _, p := range ps {
+			keys := make([]string, 0, len(p.Values))
+			for k := range p.Values {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			var vs []string
+			for _, k := range keys {
+				vs = append(vs, fmt.Sprintf("%s=%d", k, p.Values[k]))
+			}
+			fmt.Fprintf(a.out, "%s: %s\n", p.Name, strings.Join(vs, " "))
+		}
+		return nil
+	case len(args) == 3 && args[1] == "save":
+		p, err := a.client.SavePreset(ctx, args[0], args[2])
+		if err != nil {
+			return err
+		}
+		if a.json {
+			return json.NewEncoder(a.out).Encode(p)
+		}
+		fmt.Fprintf(a.out, "saved %q\n", p.Name)
+		return nil
+	case len(args) == 3 && args[1] == "recall":
+		d, err := a.client.RecallPreset(ctx, args[0], args[2])
+		if err != nil {
+			return err
+		}
+		return a.printDevice(d)
+	case len(args) == 3 && args[1] == "delete":
+		if err := a.client.DeletePreset(ctx, args[0], args[2]); err != nil {
+			return err
+		}
+		if !a.json {
+			fmt.Fprintf(a.out, "deleted %q\n", args[2])
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: preset ID [save|recall|delete NAME]", errUsage)
 }
 
 func (a *app) join(ctx context.Context, args []string) error {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/atriumroom/atrium/daemon/apiv1"
+	"github.com/atriumroom/atrium/daemon/devctl"
 	"github.com/atriumroom/atrium/daemon/meeting"
 	"github.com/atriumroom/atrium/hal"
 )
@@ -39,6 +40,19 @@ type Backend interface {
 	Join(ctx context.Context, rawURL string) (apiv1.Meeting, error)
 	Leave(ctx context.Context) (apiv1.Meeting, error)
 	Subscribe(ctx context.Context) <-chan apiv1.Event
+	DeviceSettings
+}
+
+// DeviceSettings changes device controls and camera presets; the daemon
+// delegates it to devctl.Controller, whose errors the API maps to statuses.
+type DeviceSettings interface {
+	Lookup(id string) (hal.Device, bool)
+	Set(ctx context.Context, devID string, id hal.ControlID, value int64) (hal.Device, error)
+	Nudge(ctx context.Context, devID string, id hal.ControlID, delta int64) (hal.Device, error)
+	Presets(devID string) ([]devctl.Preset, error)
+	SavePreset(devID, name string) (devctl.Preset, error)
+	RecallPreset(ctx context.Context, devID, name string) (hal.Device, error)
+	DeletePreset(devID, name string) error
 }
 
 // Access says how a listener authenticates its callers.
@@ -94,6 +108,12 @@ type route struct {
 var routes = []route{
 	{http.MethodGet, "/status", (*Server).getStatus},
 	{http.MethodGet, "/devices", (*Server).getDevices},
+	{http.MethodGet, "/devices/{id}", (*Server).getDevice},
+	{http.MethodPut, "/devices/{id}/controls/{control}", (*Server).putControl},
+	{http.MethodGet, "/devices/{id}/presets", (*Server).getPresets},
+	{http.MethodPut, "/devices/{id}/presets/{name}", (*Server).putPreset},
+	{http.MethodPost, "/devices/{id}/presets/{name}/recall", (*Server).postRecallPreset},
+	{http.MethodDelete, "/devices/{id}/presets/{name}", (*Server).deletePreset},
 	{http.MethodPost, "/meeting/join", (*Server).postJoin},
 	{http.MethodPost, "/meeting/leave", (*Server).postLeave},
 	{http.MethodGet, "/events", (*Server).getEvents},

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,9 +16,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/atriumroom/atrium/daemon/apiv1"
+	"github.com/atriumroom/atrium/daemon/devctl"
 	"github.com/atriumroom/atrium/daemon/events"
 	"github.com/atriumroom/atrium/daemon/meeting"
 	"github.com/atriumroom/atrium/hal"
+	"github.com/atriumroom/atrium/hal/sim"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -42,7 +45,11 @@ func (testCamera) Open(context.Context, hal.VideoMode) (hal.VideoStream, error) 
 type testBackend struct {
 	engine *meeting.Engine
 	bus    *events.Bus
+	*devctl.Controller
+	devs map[string]hal.Device // what Lookup and the Controller see
 }
+
+func (b *testBackend) Lookup(id string) (hal.Device, bool) { d, ok := b.devs[id]; return d, ok }
 
 func (b *testBackend) Status() apiv1.Status {
 	return apiv1.Status{Room: "Test Room", State: apiv1.DaemonReady, Meeting: b.engine.State(), Devices: ConvertDevices(b.Devices())}
@@ -61,6 +68,16 @@ func newTestServer(t *testing.T, access Access, token string) (*httptest.Server,
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	bus := events.New(logger, time.Now)
 	b := &testBackend{bus: bus}
+	simDevs, err := sim.New(sim.Config{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.devs = map[string]hal.Device{sim.CameraID: simDevs.Camera(), sim.SpeakerID: simDevs.Speaker()}
+	store, err := devctl.OpenStore(filepath.Join(t.TempDir(), "presets.json"), time.Now, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Controller = devctl.New(b, store, logger)
 	b.engine = meeting.NewEngine(logger, time.Now, func(m apiv1.Meeting) { _ = bus.Publish(apiv1.EventMeetingState, m) })
 	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ui:"+r.URL.Path) })
 	ts := httptest.NewServer(New(logger, b, Mounts{UI: ui}, token).Handler(access))

@@ -1,7 +1,12 @@
 package api
 
 import (
+	"errors"
+	"fmt"
+	"net/http"
+
 	"github.com/atriumroom/atrium/daemon/apiv1"
+	"github.com/atriumroom/atrium/daemon/devctl"
 	"github.com/atriumroom/atrium/hal"
 )
 
@@ -43,4 +48,125 @@ func ConvertDevice(d hal.Device) apiv1.Device {
 		}
 	}
 	return out
+}
+
+func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.backend.Lookup(r.PathValue("id"))
+	if !ok {
+		s.deviceProblem(w, r, fmt.Errorf("device %q: %w", r.PathValue("id"), hal.ErrNotFound))
+		return
+	}
+	writeJSON(w, http.StatusOK, ConvertDevice(d))
+}
+
+func (s *Server) putControl(w http.ResponseWriter, r *http.Request) {
+	var req apiv1.ControlChange
+	if !s.decode(w, r, &req, true) {
+		return
+	}
+	if (req.Value == nil) == (req.Delta == nil) {
+		s.problem(w, r, http.StatusBadRequest, apiv1.ProblemBadRequest, "Invalid control change",
+			"send exactly one of value (absolute) or delta (steps)", "value")
+		return
+	}
+	id, ctl := r.PathValue("id"), hal.ControlID(r.PathValue("control"))
+	var (
+		d   hal.Device
+		err error
+	)
+	if req.Value != nil {
+		d, err = s.backend.Set(r.Context(), id, ctl, *req.Value)
+	} else {
+		d, err = s.backend.Nudge(r.Context(), id, ctl, *req.Delta)
+	}
+	if err != nil {
+		s.deviceProblem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ConvertDevice(d))
+}
+
+func (s *Server) getPresets(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, ok := s.backend.Lookup(id); !ok {
+		s.deviceProblem(w, r, fmt.Errorf("device %q: %w", id, hal.ErrNotFound))
+		return
+	}
+	ps, err := s.backend.Presets(id)
+	if err != nil {
+		s.deviceProblem(w, r, err)
+		return
+	}
+	out := apiv1.PresetList{Presets: make([]apiv1.Preset, 0, len(ps))}
+	for _, p := range ps {
+		out.Presets = append(out.Presets, convertPreset(p))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) putPreset(w http.ResponseWriter, r *http.Request) {
+	var req struct{}
+	if !s.decode(w, r, &req, false) {
+		return
+	}
+	p, err := s.backend.SavePreset(r.PathValue("id"), r.PathValue("name"))
+	if err != nil {
+		s.deviceProblem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, convertPreset(p))
+}
+
+func (s *Server) postRecallPreset(w http.ResponseWriter, r *http.Request) {
+	var req struct{}
+	if !s.decode(w, r, &req, false) {
+		return
+	}
+	d, err := s.backend.RecallPreset(r.Context(), r.PathValue("id"), r.PathValue("name"))
+	if err != nil {
+		s.deviceProblem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ConvertDevice(d))
+}
+
+func (s *Server) deletePreset(w http.ResponseWriter, r *http.Request) {
+	if err := s.backend.DeletePreset(r.PathValue("id"), r.PathValue("name")); err != nil {
+		s.deviceProblem(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func convertPreset(p devctl.Preset) apiv1.Preset {
+	out := apiv1.Preset{Name: p.Name, Values: make(map[string]int64, len(p.Values))}
+	for k, v := range p.Values {
+		out.Values[string(k)] = v
+	}
+	return out
+}
+
+// deviceProblem maps HAL and devctl errors to statuses: what does not exist
+// is 404, values the device cannot take are 422, a device that went away
+// mid-request is 409, anything else is the device failing (502).
+func (s *Server) deviceProblem(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, hal.ErrNotFound):
+		s.problem(w, r, http.StatusNotFound, apiv1.ProblemNotFound, "No such device", err.Error(), "id")
+	case errors.Is(err, hal.ErrUnknownControl):
+		s.problem(w, r, http.StatusNotFound, apiv1.ProblemNotFound, "No such control", err.Error(), "control")
+	case errors.Is(err, devctl.ErrNoPreset):
+		s.problem(w, r, http.StatusNotFound, apiv1.ProblemNotFound, "No such preset", err.Error(), "name")
+	case errors.Is(err, hal.ErrOutOfRange):
+		s.problem(w, r, http.StatusUnprocessableEntity, apiv1.ProblemInvalidValue, "Value out of range", err.Error(), "value")
+	case errors.Is(err, devctl.ErrInvalidPreset):
+		s.problem(w, r, http.StatusUnprocessableEntity, apiv1.ProblemInvalidValue, "Invalid preset", err.Error(), "name")
+	case errors.Is(err, devctl.ErrNotPTZ), errors.Is(err, devctl.ErrNotControllable):
+		s.problem(w, r, http.StatusUnprocessableEntity, apiv1.ProblemInvalidValue, "Not possible on this device", err.Error(), "id")
+	case errors.Is(err, hal.ErrUnplugged):
+		s.problem(w, r, http.StatusConflict, apiv1.ProblemUnavailable, "Device unplugged", err.Error(), "id")
+	default:
+		s.logger.Warn("device request failed", "path", r.URL.Path, "err", err)
+		s.problem(w, r, http.StatusBadGateway, apiv1.ProblemUnavailable, "The device refused", err.Error(), "")
+	}
 }

@@ -92,6 +92,8 @@ func TestOpenAPIMatchesTypes(t *testing.T) {
 		"Problem": reflect.TypeFor[apiv1.Problem](), "Call": reflect.TypeFor[apiv1.Call](),
 		"Participant": reflect.TypeFor[apiv1.Participant](), "PeerStats": reflect.TypeFor[apiv1.PeerStats](),
 		"SentTrack": reflect.TypeFor[apiv1.SentTrack](), "ReceivedTrack": reflect.TypeFor[apiv1.ReceivedTrack](),
+		"ControlChange": reflect.TypeFor[apiv1.ControlChange](), "Preset": reflect.TypeFor[apiv1.Preset](),
+		"PresetList": reflect.TypeFor[apiv1.PresetList](),
 	}
 	for name, typ := range types {
 		schema, ok := doc.Comps.Schemas[name]
@@ -181,7 +183,7 @@ func checkKind(t *testing.T, where string, typ reflect.Type, s openAPISchema, do
 			want = "integer"
 		case reflect.Slice:
 			want = "array"
-		case reflect.Struct:
+		case reflect.Struct, reflect.Map:
 			want = "object"
 		}
 	}

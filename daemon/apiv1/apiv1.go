@@ -205,6 +205,26 @@ type DeviceList struct {
 	Devices []Device `json:"devices"`
 }
 
+// ControlChange is the body of PUT /devices/{id}/controls/{control}: exactly
+// one of Value (set it, range-checked) or Delta (move by that many of the
+// control's steps, stopping at the ends: what a remote's arrow keys send).
+type ControlChange struct {
+	Value *int64 `json:"value,omitempty"`
+	Delta *int64 `json:"delta,omitempty"`
+}
+
+// Preset is a saved camera position: the absolute zoom, pan, tilt and focus
+// values the camera had (only those it has).
+type Preset struct {
+	Name   string           `json:"name"`
+	Values map[string]int64 `json:"values"`
+}
+
+// PresetList is the answer of GET /devices/{id}/presets, sorted by name.
+type PresetList struct {
+	Presets []Preset `json:"presets"`
+}
+
 // JoinRequest is the body of POST /meeting/join.
 type JoinRequest struct {
 	URL string `json:"url"`
@@ -251,6 +271,7 @@ const (
 	ProblemBadRequest       = "/api/v1/problems/bad-request"
 	ProblemInvalidURL       = "/api/v1/problems/invalid-url"
 	ProblemNoProvider       = "/api/v1/problems/no-provider"
+	ProblemInvalidValue     = "/api/v1/problems/invalid-value"
 	ProblemUnauthorized     = "/api/v1/problems/unauthorized"
 	ProblemNotFound         = "/api/v1/problems/not-found"
 	ProblemMethodNotAllowed = "/api/v1/problems/method-not-allowed"

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/atriumroom/atrium/daemon/apiv1"
@@ -60,10 +61,53 @@ func (c *Client) Devices(ctx context.Context) ([]apiv1.Device, error) {
 	return l.Devices, c.do(ctx, http.MethodGet, "/devices", nil, &l)
 }
 
+// Device calls GET /devices/{id}.
+func (c *Client) Device(ctx context.Context, id string) (apiv1.Device, error) {
+	var d apiv1.Device
+	return d, c.do(ctx, http.MethodGet, "/devices/"+url.PathEscape(id), nil, &d)
+}
+
+// SetControl calls PUT /devices/{id}/controls/{control}.
+func (c *Client) SetControl(ctx context.Context, id, control string, change apiv1.ControlChange) (apiv1.Device, error) {
+	var d apiv1.Device
+	return d, c.do(ctx, http.MethodPut, "/devices/"+url.PathEscape(id)+"/controls/"+url.PathEscape(control), change, &d)
+}
+
+// Presets calls GET /devices/{id}/presets.
+func (c *Client) Presets(ctx context.Context, id string) ([]apiv1.Preset, error) {
+	var l apiv1.PresetList
+	return l.Presets, c.do(ctx, http.MethodGet, "/devices/"+url.PathEscape(id)+"/presets", nil, &l)
+}
+
+// SavePreset calls PUT /devices/{id}/presets/{name}.
+func (c *Client) SavePreset(ctx context.Context, id, name string) (apiv1.Preset, error) {
+	var p apiv1.Preset
+	return p, c.do(ctx, http.MethodPut, presetPath(id, name), nil, &p)
+}
+
+// RecallPreset calls POST /devices/{id}/presets/{name}/recall.
+func (c *Client) RecallPreset(ctx context.Context, id, name string) (apiv1.Device, error) {
+	var d apiv1.Device
+	return d, c.do(ctx, http.MethodPost, presetPath(id, name)+"/recall", nil, &d)
+}
+
+// DeletePreset calls DELETE /devices/{id}/presets/{name}.
+func (c *Client) DeletePreset(ctx context.Context, id, name string) error {
+	resp, err := c.send(ctx, http.MethodDelete, presetPath(id, name), nil)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+func presetPath(id, name string) string {
+	return "/devices/" + url.PathEscape(id) + "/presets/" + url.PathEscape(name)
+}
+
 // Join calls POST /meeting/join.
-func (c *Client) Join(ctx context.Context, url string) (apiv1.Meeting, error) {
+func (c *Client) Join(ctx context.Context, meetingURL string) (apiv1.Meeting, error) {
 	var m apiv1.Meeting
-	return m, c.do(ctx, http.MethodPost, "/meeting/join", apiv1.JoinRequest{URL: url}, &m)
+	return m, c.do(ctx, http.MethodPost, "/meeting/join", apiv1.JoinRequest{URL: meetingURL}, &m)
 }
 
 // Leave calls POST /meeting/leave.

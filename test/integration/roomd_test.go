@@ -101,6 +101,41 @@ func TestRoomdEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("roomctl camera controls and presets", func(t *testing.T) {
+		cam := "sim:camera0"
+		out, errOut, code := roomctl(t, ctl, d, "set", cam, "brightness", "200")
+		if code != 0 || controlColumn(out, "brightness") != "200" {
+			t.Fatalf("set brightness: exit %d\n%s%s", code, out, errOut)
+		}
+		_, errOut, code = roomctl(t, ctl, d, "set", cam, "brightness", "300")
+		if code != 1 || !strings.Contains(errOut, "outside 0..255") {
+			t.Errorf("set out of range: exit %d: %s", code, errOut)
+		}
+		_, errOut, code = roomctl(t, ctl, d, "set", cam, "brightness", "bright")
+		if code != 2 || !strings.Contains(errOut, "not a whole number") {
+			t.Errorf("set with a word: exit %d: %s", code, errOut)
+		}
+		if out, errOut, code = roomctl(t, ctl, d, "nudge", cam, "zoom", "50"); code != 0 || controlColumn(out, "zoom") != "150" {
+			t.Fatalf("nudge zoom: exit %d\n%s%s", code, out, errOut)
+		}
+		if out, errOut, code = roomctl(t, ctl, d, "preset", cam, "save", "Whiteboard"); code != 0 || !strings.Contains(out, `saved "Whiteboard"`) {
+			t.Fatalf("preset save: exit %d\n%s%s", code, out, errOut)
+		}
+		roomctl(t, ctl, d, "set", cam, "zoom", "100")
+		if out, errOut, code = roomctl(t, ctl, d, "preset", cam, "recall", "Whiteboard"); code != 0 || controlColumn(out, "zoom") != "150" {
+			t.Fatalf("preset recall: exit %d\n%s%s", code, out, errOut)
+		}
+		if out, _, code = roomctl(t, ctl, d, "preset", cam); code != 0 || !strings.Contains(out, "Whiteboard: focus=0 pan=0 tilt=0 zoom=150") {
+			t.Errorf("preset list: exit %d\n%s", code, out)
+		}
+		if _, errOut, code = roomctl(t, ctl, d, "preset", cam, "recall", "Door"); code != 1 || !strings.Contains(errOut, "No such preset") {
+			t.Errorf("recall missing preset: exit %d: %s", code, errOut)
+		}
+		if out, errOut, code = roomctl(t, ctl, d, "preset", cam, "delete", "Whiteboard"); code != 0 {
+			t.Errorf("preset delete: exit %d\n%s%s", code, out, errOut)
+		}
+	})
+
 	t.Run("roomctl join and leave", func(t *testing.T) {
 		_, errOut, code := roomctl(t, ctl, d, "join", "https://meet.example.com/room/42")
 		if code != 1 || !strings.Contains(errOut, "No provider for this URL") || !strings.Contains(errOut, "meet.example.com") {
@@ -235,6 +270,16 @@ func TestRoomdEndToEnd(t *testing.T) {
 			t.Error("no STOPPING=1 notification")
 		}
 	})
+}
+
+// controlColumn finds a control's value in roomctl's device table.
+func controlColumn(out, control string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == control {
+			return f[1]
+		}
+	}
+	return ""
 }
 
 func TestBadConfigRefusesToStart(t *testing.T) {

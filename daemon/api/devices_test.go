@@ -1,0 +1,101 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/atriumroom/atrium/daemon/apiv1"
+	"github.com/atriumroom/atrium/hal/sim"
+)
+
+func controlValue(t *testing.T, body, control string) int64 {
+	t.Helper()
+	var d apiv1.Device
+	if err := json.Unmarshal([]byte(body), &d); err != nil {
+		t.Fatalf("device body %q: %v", body, err)
+	}
+	for _, c := range d.Controls {
+		if c.ID == control {
+			return c.Value
+		}
+	}
+	t.Fatalf("device %s has no control %s", d.ID, control)
+	return 0
+}
+
+func TestDeviceControls(t *testing.T) {
+	ts, _ := newTestServer(t, AccessLocal, "")
+	const js = "application/json"
+	cam := "/api/v1/devices/" + sim.CameraID
+
+	if r := call(t, ts, "GET", cam, "", ""); r.status != 200 || controlValue(t, r.body, "zoom") != 100 {
+		t.Fatalf("GET device: %d %s", r.status, r.body)
+	}
+	if r := call(t, ts, "PUT", cam+"/controls/zoom", js, `{"value":300}`); r.status != 200 || controlValue(t, r.body, "zoom") != 300 {
+		t.Fatalf("set zoom: %d %s", r.status, r.body)
+	}
+	if r := call(t, ts, "PUT", cam+"/controls/pan", js, `{"delta":-2}`); r.status != 200 || controlValue(t, r.body, "pan") != -7200 {
+		t.Fatalf("nudge pan: %d %s", r.status, r.body)
+	}
+	for _, c := range []struct {
+		name, method, path, body string
+		status                   int
+		typ, field, want         string
+	}{
+		{"out of range", "PUT", cam + "/controls/zoom", `{"value":900}`, 422, apiv1.ProblemInvalidValue, "value", "outside 100..500"},
+		{"both", "PUT", cam + "/controls/zoom", `{"value":1,"delta":1}`, 400, apiv1.ProblemBadRequest, "value", "exactly one"},
+		{"neither", "PUT", cam + "/controls/zoom", `{}`, 400, apiv1.ProblemBadRequest, "value", "exactly one"},
+		{"unknown field", "PUT", cam + "/controls/zoom", `{"val":1}`, 400, apiv1.ProblemBadRequest, "val", "unknown field"},
+		{"unknown control", "PUT", cam + "/controls/sharpness", `{"value":1}`, 404, apiv1.ProblemNotFound, "control", "sharpness"},
+		{"unknown device", "PUT", "/api/v1/devices/usb-0000:0000/controls/zoom", `{"value":1}`, 404, apiv1.ProblemNotFound, "id", "usb-0000:0000"},
+		{"no controls", "PUT", "/api/v1/devices/" + sim.SpeakerID + "/controls/zoom", `{"value":1}`, 422, apiv1.ProblemInvalidValue, "id", "no controls"},
+		{"GET unknown device", "GET", "/api/v1/devices/nope", "", 404, apiv1.ProblemNotFound, "id", "nope"},
+		{"recall missing preset", "POST", cam + "/presets/Door/recall", "", 404, apiv1.ProblemNotFound, "name", "Door"},
+		{"bad preset name", "PUT", cam + "/presets/a%2Fb", "", 422, apiv1.ProblemInvalidValue, "name", "a/b"},
+		{"delete missing preset", "DELETE", cam + "/presets/Door", "", 404, apiv1.ProblemNotFound, "name", "Door"},
+		{"preset on a speaker", "PUT", "/api/v1/devices/" + sim.SpeakerID + "/presets/Door", "", 422, apiv1.ProblemInvalidValue, "id", "no controls"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctype := ""
+			if c.body != "" {
+				ctype = js
+			}
+			r := call(t, ts, c.method, c.path, ctype, c.body)
+			if r.status != c.status || r.problem.Type != c.typ || r.problem.Field != c.field || !strings.Contains(r.problem.Detail, c.want) {
+				t.Errorf("got %d %+v, want %d %s field %q mentioning %q", r.status, r.problem, c.status, c.typ, c.field, c.want)
+			}
+		})
+	}
+	if r := call(t, ts, "GET", cam, "", ""); controlValue(t, r.body, "zoom") != 300 {
+		t.Errorf("a refused change moved zoom: %s", r.body)
+	}
+}
+
+func TestCameraPresets(t *testing.T) {
+	ts, _ := newTestServer(t, AccessLocal, "")
+	const js = "application/json"
+	cam := "/api/v1/devices/" + sim.CameraID
+	call(t, ts, "PUT", cam+"/controls/zoom", js, `{"value":250}`)
+	r := call(t, ts, "PUT", cam+"/presets/Whiteboard", "", "")
+	var p apiv1.Preset
+	if err := json.Unmarshal([]byte(r.body), &p); r.status != 200 || err != nil || p.Name != "Whiteboard" || p.Values["zoom"] != 250 {
+		t.Fatalf("save preset: %d %s", r.status, r.body)
+	}
+	call(t, ts, "PUT", cam+"/controls/zoom", js, `{"value":100}`)
+	if r := call(t, ts, "POST", cam+"/presets/Whiteboard/recall", "", ""); r.status != 200 || controlValue(t, r.body, "zoom") != 250 {
+		t.Fatalf("recall: %d %s", r.status, r.body)
+	}
+	r = call(t, ts, "GET", cam+"/presets", "", "")
+	var list apiv1.PresetList
+	if err := json.Unmarshal([]byte(r.body), &list); err != nil || len(list.Presets) != 1 {
+		t.Fatalf("list: %d %s", r.status, r.body)
+	}
+	if r := call(t, ts, "DELETE", cam+"/presets/Whiteboard", "", ""); r.status != http.StatusNoContent {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if r := call(t, ts, "GET", cam+"/presets", "", ""); r.status != 200 || !strings.Contains(r.body, `"presets":[]`) {
+		t.Errorf("list after delete: %d %s", r.status, r.body)
+	}
+}

@@ -1,0 +1,39 @@
+package daemon
+
+import (
+	"context"
+
+	"github.com/atriumroom/atrium/daemon/devctl"
+	"github.com/atriumroom/atrium/hal"
+)
+
+// The api.DeviceSettings half of api.Backend, by delegation.
+
+// Lookup returns the device with a stable ID.
+func (s *System) Lookup(id string) (hal.Device, bool) { return s.HAL.Lookup(id) }
+
+// Set sets a device control.
+func (s *System) Set(ctx context.Context, devID string, id hal.ControlID, value int64) (hal.Device, error) {
+	return s.Settings.Set(ctx, devID, id, value)
+}
+
+// Nudge moves a device control by steps.
+func (s *System) Nudge(ctx context.Context, devID string, id hal.ControlID, delta int64) (hal.Device, error) {
+	return s.Settings.Nudge(ctx, devID, id, delta)
+}
+
+// Presets lists a camera's presets.
+func (s *System) Presets(devID string) ([]devctl.Preset, error) { return s.Settings.Presets(devID) }
+
+// SavePreset saves a camera's position.
+func (s *System) SavePreset(devID, name string) (devctl.Preset, error) {
+	return s.Settings.SavePreset(devID, name)
+}
+
+// RecallPreset moves a camera to a saved position.
+func (s *System) RecallPreset(ctx context.Context, devID, name string) (hal.Device, error) {
+	return s.Settings.RecallPreset(ctx, devID, name)
+}
+
+// DeletePreset removes a saved position.
+func (s *System) DeletePreset(devID, name string) error { return s.Settings.DeletePreset(devID, name) }
