@@ -1,7 +1,6 @@
 package rtc
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,61 +49,14 @@ func sendableVideoCodecs(factories []hal.VideoEncoderFactory) []hal.Codec {
 	return out
 }
 
-// formatRank orders capture formats: I420 is what software encoders take,
-// NV12 what hardware ones take; YUYV needs a conversion an encoder may do.
-// MJPG and H264 cameras would need a decoder or a passthrough path, which
-// this package does not have.
-func formatRank(f hal.PixelFormat) int {
-	switch f {
-	case hal.PixelI420:
-		return 0
-	case hal.PixelNV12:
-		return 1
-	case hal.PixelYUYV:
-		return 2
-	}
-	return -1
-}
-
-// chooseVideoMode picks the camera mode closest to the caps: the largest
-// picture that fits within w×h (or, if none fits, the smallest there is),
-// then the frame rate nearest fps from above (decimated) or below, then the
-// most convenient pixel format.
+// chooseVideoMode picks the camera mode for the configured caps; see
+// hal.BestMode. Frames in other formats than I420 are converted (toI420).
 func chooseVideoMode(modes []hal.VideoMode, w, h, fps int) (hal.VideoMode, error) {
-	var usable []hal.VideoMode
-	for _, m := range modes {
-		if m.Width > 0 && m.Height > 0 && m.FPS > 0 && formatRank(m.Format) >= 0 {
-			usable = append(usable, m)
-		}
+	m, ok := hal.BestMode(modes, hal.VideoMode{Width: w, Height: h, FPS: fps, Format: hal.PixelI420})
+	if !ok {
+		return hal.VideoMode{}, fmt.Errorf("%w: the camera offers no raw (I420, NV12, YUYV, MJPG) mode among %v", ErrNoEncoder, modes)
 	}
-	if len(usable) == 0 {
-		return hal.VideoMode{}, fmt.Errorf("%w: the camera offers no raw (I420, NV12, YUYV) mode among %v", ErrNoEncoder, modes)
-	}
-	fits := func(m hal.VideoMode) bool { return m.Width <= w && m.Height <= h }
-	best := slices.MinFunc(usable, func(a, b hal.VideoMode) int {
-		if fa, fb := fits(a), fits(b); fa != fb {
-			if fa {
-				return -1
-			}
-			return 1
-		}
-		aa, ab := a.Width*a.Height, b.Width*b.Height
-		if aa != ab {
-			if fits(a) {
-				return cmp.Compare(ab, aa) // larger first
-			}
-			return cmp.Compare(aa, ab) // smaller first
-		}
-		// Reaching fps matters most; beyond it, less to throw away.
-		if ra, rb := min(a.FPS, fps), min(b.FPS, fps); ra != rb {
-			return cmp.Compare(rb, ra)
-		}
-		if a.FPS != b.FPS {
-			return cmp.Compare(a.FPS, b.FPS)
-		}
-		return cmp.Compare(formatRank(a.Format), formatRank(b.Format))
-	})
-	return best, nil
+	return m, nil
 }
 
 // chooseAudioFormat prefers 48 kHz (Opus's native rate, so nothing

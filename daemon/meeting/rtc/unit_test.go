@@ -63,7 +63,7 @@ func TestChooseVideoMode(t *testing.T) {
 		{800, 600, 30, modes, m(640, 360, 30, hal.PixelI420)},
 		{320, 240, 30, modes, m(640, 360, 30, hal.PixelI420)}, // none fits: the smallest
 		{3840, 2160, 30, modes, m(1920, 1080, 30, hal.PixelI420)},
-		{1280, 720, 30, []hal.VideoMode{m(1280, 720, 30, hal.PixelMJPG), m(640, 480, 15, hal.PixelYUYV)}, m(640, 480, 15, hal.PixelYUYV)},
+		{1280, 720, 30, []hal.VideoMode{m(1280, 720, 30, hal.PixelMJPG), m(640, 480, 15, hal.PixelYUYV)}, m(1280, 720, 30, hal.PixelMJPG)},
 	} {
 		got, err := chooseVideoMode(tc.modes, tc.w, tc.h, tc.fps)
 		if err != nil || got != tc.want {
