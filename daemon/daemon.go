@@ -36,8 +36,10 @@ import (
 	"github.com/atriumroom/atrium/daemon/sdnotify"
 	"github.com/atriumroom/atrium/daemon/videofeed"
 	"github.com/atriumroom/atrium/hal"
+	"github.com/atriumroom/atrium/hal/alsa"
 	"github.com/atriumroom/atrium/hal/sim"
 	"github.com/atriumroom/atrium/hal/swcodec"
+	"github.com/atriumroom/atrium/hal/v4l2"
 )
 
 // ShutdownTimeout bounds a clean stop; systemd's stop timeout is longer, so
@@ -109,8 +111,13 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 	if err != nil {
 		return nil, fmt.Errorf("simulated devices: %w", err)
 	}
+	halLog := func(driver string) *slog.Logger { return deps.Logger.With("subsystem", "hal", "driver", driver) }
 	s.HAL, err = hal.NewRegistry(hal.RegistryOptions{
-		Always:    []hal.Driver{swcodec.NewDriver(deps.Logger.With("subsystem", "hal", "driver", swcodec.DriverName))},
+		Drivers: []hal.Driver{
+			v4l2.New(v4l2.Options{Logger: halLog(v4l2.DriverName)}),
+			alsa.New(alsa.Options{Logger: halLog(alsa.DriverName)}),
+		},
+		Always:    []hal.Driver{swcodec.NewDriver(halLog(swcodec.DriverName))},
 		Simulated: s.Sim,
 		Mode:      hal.SimulationMode(cfg.HAL.Simulate),
 		Logger:    deps.Logger.With("subsystem", "hal"),
