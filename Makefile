@@ -67,6 +67,7 @@ bench: build
 	@mkdir -p bench/results
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./test/integration/ | tee bench/results/startup.txt
 	$(GO) test -run '^$$' -bench . ./hal/... | tee bench/results/hal.txt
+	$(GO) test -count 1 -run '^TestGuest$$' -timeout 20m ./test/vm/ -args -vm.bench . -vm.benchout $(CURDIR)/bench/results/hal.txt
 	$(GO) test -run '^$$' -bench Join -benchtime 1x -timeout 10m ./test/interop/
 
 clean:
