@@ -62,16 +62,18 @@ func iceServers(cfg []config.ICEServer) ([]meeting.ICEServer, error) {
 func (s *System) newPeers(ctx context.Context) (meeting.PeerFactory, error) {
 	choice := s.Select.Choose()
 	media := rtc.Media{Camera: choice.Camera, Cameras: s.Select, Microphone: choice.Microphone, Speaker: choice.Speaker}
+	var encoders []hal.VideoEncoderFactory
+	var decoders []hal.VideoDecoderFactory
 	hw := s.Config.HAL.HardwareCodecs
 	for _, d := range s.HAL.Devices() {
 		switch d := d.(type) {
 		case hal.VideoEncoderFactory:
 			if hw || !isHardware(d.Codecs()) {
-				media.VideoEncoders = append(media.VideoEncoders, d)
+				encoders = append(encoders, d)
 			}
 		case hal.VideoDecoderFactory:
 			if hw || !isHardware(d.Codecs()) {
-				media.VideoDecoders = append(media.VideoDecoders, d)
+				decoders = append(decoders, d)
 			}
 		case hal.AudioEncoderFactory:
 			media.AudioEncoders = append(media.AudioEncoders, d)
@@ -79,6 +81,12 @@ func (s *System) newPeers(ctx context.Context) (meeting.PeerFactory, error) {
 			media.AudioDecoders = append(media.AudioDecoders, d)
 		}
 	}
+	// One selector for all calls, so hardware session counts and the
+	// cooldown after a hardware failure carry over from call to call.
+	s.Encoders.SetFactories(encoders)
+	s.Decoders.SetFactories(decoders)
+	media.VideoEncoders = []hal.VideoEncoderFactory{s.Encoders}
+	media.VideoDecoders = []hal.VideoDecoderFactory{s.Decoders}
 	media.VideoSinks = []rtc.VideoSink{s.Video}
 	m := s.Config.Meeting
 	f, err := rtc.New(rtc.Config{
@@ -238,7 +246,11 @@ func convertPeerStats(st rtc.PeerStats) apiv1.PeerStats {
 	}
 	for kind, snd := range map[string]*rtc.SendStats{"video": st.Video, "audio": st.Audio} {
 		if snd != nil {
-			out.Sent = append(out.Sent, apiv1.SentTrack{Kind: kind, Codec: string(snd.Codec), PacketsSent: snd.PacketsSent, FramesSent: snd.FramesSent})
+			out.Sent = append(out.Sent, apiv1.SentTrack{
+				Kind: kind, Codec: string(snd.Codec), PacketsSent: snd.PacketsSent, FramesSent: snd.FramesSent,
+				Encoder: snd.Encoder, Hardware: snd.Hardware, EncoderPath: snd.Path, Fallbacks: snd.Fallbacks,
+				Source: snd.Source, SourceLost: snd.SourceLost,
+			})
 		}
 	}
 	if len(out.Sent) == 2 && out.Sent[0].Kind == "audio" {

@@ -37,9 +37,12 @@ import (
 	"github.com/atriumroom/atrium/daemon/videofeed"
 	"github.com/atriumroom/atrium/hal"
 	"github.com/atriumroom/atrium/hal/alsa"
+	"github.com/atriumroom/atrium/hal/codecsel"
+	"github.com/atriumroom/atrium/hal/m2m"
 	"github.com/atriumroom/atrium/hal/sim"
 	"github.com/atriumroom/atrium/hal/swcodec"
 	"github.com/atriumroom/atrium/hal/v4l2"
+	"github.com/atriumroom/atrium/hal/vaapi"
 )
 
 // ShutdownTimeout bounds a clean stop; systemd's stop timeout is longer, so
@@ -69,6 +72,10 @@ type System struct {
 	Sim      *sim.Driver // the simulated devices, present whatever hal.simulate says
 	Select   *devsel.Selector
 	Settings *devctl.Controller // control changes and camera presets
+	// Encoders and Decoders choose hardware or software codecs per stream
+	// and fall back mid-call; newPeers gives them the registry's codecs.
+	Encoders *codecsel.Encoders
+	Decoders *codecsel.Decoders
 	Events   *events.Bus
 	Meeting  *meeting.Engine
 	Video    *videofeed.Feed // remote video, encoded, to the kiosk
@@ -116,6 +123,8 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 		Drivers: []hal.Driver{
 			v4l2.New(v4l2.Options{Logger: halLog(v4l2.DriverName)}),
 			alsa.New(alsa.Options{Logger: halLog(alsa.DriverName)}),
+			m2m.New(m2m.Config{Logger: halLog(m2m.DriverName)}),
+			vaapi.New(vaapi.Options{Logger: halLog(vaapi.DriverName)}),
 		},
 		Always:    []hal.Driver{swcodec.NewDriver(halLog(swcodec.DriverName))},
 		Simulated: s.Sim,
@@ -126,6 +135,8 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 		return nil, fmt.Errorf("device registry: %w", err)
 	}
 
+	s.Encoders = codecsel.NewEncoders(nil, codecsel.Options{Logger: halLog("codecsel")})
+	s.Decoders = codecsel.NewDecoders(nil, codecsel.Options{Logger: halLog("codecsel")})
 	s.Select = devsel.New(s.HAL, devsel.Pins{Camera: cfg.HAL.Camera, Microphone: cfg.HAL.Microphone, Speaker: cfg.HAL.Speaker},
 		deps.Logger.With("subsystem", "hal"))
 

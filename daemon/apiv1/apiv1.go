@@ -104,6 +104,19 @@ type SentTrack struct {
 	Codec       string `json:"codec"`
 	PacketsSent uint64 `json:"packetsSent"`
 	FramesSent  uint64 `json:"framesSent"`
+	// Encoder is the device ID of the encoder in use; Hardware says it is
+	// a hardware one. EncoderPath says why: hardware, no-hardware,
+	// session-limit, hardware-cooldown, hardware-open-failed,
+	// hardware-error or hardware-stall; Fallbacks counts moves from
+	// hardware to software during the call.
+	Encoder     string `json:"encoder,omitempty"`
+	Hardware    bool   `json:"hardware,omitempty"`
+	EncoderPath string `json:"encoderPath,omitempty"`
+	Fallbacks   int    `json:"fallbacks,omitempty"`
+	// Source is the device captured; SourceLost is set while it is gone
+	// (unplugged) and far ends see the "camera unavailable" card.
+	Source     string `json:"source,omitempty"`
+	SourceLost bool   `json:"sourceLost,omitempty"`
 }
 
 // ReceivedTrack is one remote stream the room receives.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/atriumroom/atrium/daemon/meeting"
 	"github.com/atriumroom/atrium/hal"
+	"github.com/atriumroom/atrium/hal/codecsel"
 )
 
 func TestCongestionControlReachesEncoder(t *testing.T) {
@@ -505,5 +506,45 @@ func TestCloseBeforeConnecting(t *testing.T) {
 	cancel()
 	if _, err := f.NewPeer(cancelled, meeting.PeerOptions{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("NewPeer with a cancelled context: %v", err)
+	}
+}
+
+// TestHardwareEncoderFailsMidCall is the daemon's arrangement: one codecsel
+// factory over a hardware and a software encoder. The hardware one fails
+// after a few frames; the call goes on in software, and the statistics say
+// so and why.
+func TestHardwareEncoderFailsMidCall(t *testing.T) {
+	checkLeaks(t)
+	ctx := testContext(t, 30*time.Second)
+	camSim := newSim(t)
+	hw := &fakeVideoEncoderFactory{id: "fake:hw", hardware: true, codecs: []hal.Codec{hal.CodecVP8}, failAfter: 10}
+	sw := &fakeVideoEncoderFactory{id: "sw:video-encoder", codecs: []hal.Codec{hal.CodecVP8}}
+	sel := codecsel.NewEncoders([]hal.VideoEncoderFactory{hw, sw}, codecsel.Options{Logger: testLogger(t)})
+	frames := newFrameLog()
+	c := newCall(t, testConfig(), testConfig(),
+		Media{Camera: camSim.Camera(), VideoEncoders: []hal.VideoEncoderFactory{sel}},
+		Media{VideoSinks: []VideoSink{frames}})
+	send := newTestPeer(t, ctx, c.send, meeting.RoleSend, "publisher")
+	recv := newTestPeer(t, ctx, c.recv, meeting.RoleReceive, "subscriber")
+	connect(t, ctx, send, recv)
+
+	waitFor(t, ctx, "hardware frames", func() bool { return frames.count("video") >= 5 })
+	waitFor(t, ctx, "30 frames, most after the failure", func() bool { return frames.count("video") >= 30 })
+	v := send.Stats().Video
+	if v.Encoder != "sw:video-encoder" || v.Hardware || v.Path != string(codecsel.ReasonError) || v.Fallbacks != 1 {
+		t.Errorf("video after the hardware failure: encoder %q hardware %v path %q fallbacks %d; want the software encoder, hardware-error, 1",
+			v.Encoder, v.Hardware, v.Path, v.Fallbacks)
+	}
+	if hw.opened.Load() != 1 || sw.opened.Load() != 1 {
+		t.Errorf("opened hardware %d, software %d times; want once each", hw.opened.Load(), sw.opened.Load())
+	}
+	if s := send.pc.ConnectionState(); s != webrtc.PeerConnectionStateConnected {
+		t.Errorf("call state %s after the fallback", s)
+	}
+	video, _ := frames.kind("video")
+	for i := 1; i < len(video); i++ {
+		if !video[i].CapturedAt.After(video[i-1].CapturedAt) {
+			t.Fatalf("frame %d captured at %v, not after frame %d", i, video[i].CapturedAt, i-1)
+		}
 	}
 }

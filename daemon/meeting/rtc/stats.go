@@ -12,6 +12,7 @@ import (
 
 	"github.com/atriumroom/atrium/daemon/meeting"
 	"github.com/atriumroom/atrium/hal"
+	"github.com/atriumroom/atrium/hal/codecsel"
 )
 
 // BitrateWindow is the shortest span a bitrate is measured over.
@@ -104,6 +105,13 @@ type SendStats struct {
 	Encoder string    `json:"encoder"`
 	// Stopped says why capture or encoding ended, if it did.
 	Stopped string `json:"stopped,omitempty"`
+	// Hardware says the encoder is a hardware one; Path says why this
+	// encoder (a codecsel.Reason such as "hardware", "session-limit",
+	// "hardware-error") and Fallbacks counts moves from hardware to software
+	// in this stream. Path is empty for encoders that do not report one.
+	Hardware  bool   `json:"hardware,omitempty"`
+	Path      string `json:"path,omitempty"`
+	Fallbacks int    `json:"fallbacks,omitempty"`
 	// Source is the device captured (its hal.Info ID); SourceLost is set
 	// while it is gone and the "camera unavailable" card is sent instead.
 	Source     string `json:"source,omitempty"`
@@ -254,11 +262,15 @@ func (p *Peer) Stats() PeerStats {
 	if v := p.video; v != nil {
 		s := sendStats(v.track, &v.sendCounters)
 		v.mu.Lock()
-		s.Encoder, s.Stopped = v.encInfo.ID, v.stopped
+		s.Encoder, s.Hardware, s.Stopped = v.encInfo.ID, v.encHW, v.stopped
+		if pr, ok := v.enc.(codecsel.PathReporter); ok {
+			path := pr.CodecPath()
+			s.Encoder, s.Hardware, s.Path, s.Fallbacks = path.Device, path.Hardware, string(path.Reason), path.Fallbacks
+		}
 		s.Source, s.SourceLost = v.source.ID, v.sourceLost
 		s.Width, s.Height, s.FPS = v.mode.Width, v.mode.Height, min(v.mode.FPS, p.f.cfg.FPS)
 		if v.enc != nil {
-			st.Encoder, st.EncoderHardware = v.encInfo.ID, v.encHW
+			st.Encoder, st.EncoderHardware = s.Encoder, s.Hardware
 		}
 		v.mu.Unlock()
 		st.VideoBitrate = int(v.bitrate.Load())

@@ -164,7 +164,7 @@ func TestRoomctlListsRealDevices(t *testing.T) {
 		t.Fatalf("roomctl devices: %v\n%s", err, out)
 	}
 	t.Logf("roomctl devices:\n%s", out)
-	for _, want := range []string{"v4l2:vivid/", "alsa:Loopback-pcm0p", "alsa:Dummy-pcm0c", "controls", "H264; VP8"} {
+	for _, want := range []string{"v4l2:vivid/", "alsa:Loopback-pcm0p", "alsa:Dummy-pcm0c", "controls", "H264; VP8", "FWHT (hw)", "v4l2-m2m"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("roomctl devices lacks %q", want)
 		}
