@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"time"
 
 	"github.com/atriumroom/atrium/daemon/devctl"
 	"github.com/atriumroom/atrium/hal"
@@ -33,6 +34,11 @@ func (s *System) SavePreset(devID, name string) (devctl.Preset, error) {
 // RecallPreset moves a camera to a saved position.
 func (s *System) RecallPreset(ctx context.Context, devID, name string) (hal.Device, error) {
 	return s.Settings.RecallPreset(ctx, devID, name)
+}
+
+// MeasureLevel meters a microphone.
+func (s *System) MeasureLevel(ctx context.Context, devID string, window time.Duration) (devctl.Level, error) {
+	return s.Settings.MeasureLevel(ctx, devID, window)
 }
 
 // DeletePreset removes a saved position.

@@ -29,6 +29,7 @@ Commands:
   nudge ID CONTROL STEPS
               move a control by STEPS of its step (negative: back),
               stopping at the ends of its range
+  level ID    meter a microphone for half a second (dBFS)
   preset ID [save|recall|delete NAME]
               list a camera's presets, or save, recall or delete one
   join URL    join the meeting at URL (leaves the current one first)
@@ -106,6 +107,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = a.control(ctx, cmd, cmdArgs)
 	case "preset":
 		err = a.preset(ctx, cmdArgs)
+	case "level":
+		err = a.level(ctx, cmdArgs)
 	case "join":
 		err = a.join(ctx, cmdArgs)
 	case "leave":
@@ -337,6 +340,21 @@ func (a *app) control(ctx context.Context, cmd string, args []string) error {
 		return err
 	}
 	return a.printDevice(d)
+}
+
+func (a *app) level(ctx context.Context, args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("%w: level takes exactly one microphone ID", errUsage)
+	}
+	l, err := a.client.Level(ctx, args[0], 0)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return json.NewEncoder(a.out).Encode(l)
+	}
+	fmt.Fprintf(a.out, "%s: RMS %.1f dBFS, peak %.1f dBFS over %d ms\n", args[0], l.RMSdBFS, l.PeakdBFS, l.WindowMs)
+	return nil
 }
 
 func (a *app) preset(ctx context.Context, args []string) error {

@@ -53,6 +53,7 @@ type DeviceSettings interface {
 	SavePreset(devID, name string) (devctl.Preset, error)
 	RecallPreset(ctx context.Context, devID, name string) (hal.Device, error)
 	DeletePreset(devID, name string) error
+	MeasureLevel(ctx context.Context, devID string, window time.Duration) (devctl.Level, error)
 }
 
 // Access says how a listener authenticates its callers.
@@ -110,6 +111,7 @@ var routes = []route{
 	{http.MethodGet, "/devices", (*Server).getDevices},
 	{http.MethodGet, "/devices/{id}", (*Server).getDevice},
 	{http.MethodPut, "/devices/{id}/controls/{control}", (*Server).putControl},
+	{http.MethodGet, "/devices/{id}/level", (*Server).getLevel},
 	{http.MethodGet, "/devices/{id}/presets", (*Server).getPresets},
 	{http.MethodPut, "/devices/{id}/presets/{name}", (*Server).putPreset},
 	{http.MethodPost, "/devices/{id}/presets/{name}/recall", (*Server).postRecallPreset},

@@ -46,7 +46,8 @@ type testBackend struct {
 	engine *meeting.Engine
 	bus    *events.Bus
 	*devctl.Controller
-	devs map[string]hal.Device // what Lookup and the Controller see
+	devs    map[string]hal.Device // what Lookup and the Controller see
+	simDevs *sim.Driver
 }
 
 func (b *testBackend) Lookup(id string) (hal.Device, bool) { d, ok := b.devs[id]; return d, ok }
@@ -72,6 +73,7 @@ func newTestServer(t *testing.T, access Access, token string) (*httptest.Server,
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.simDevs = simDevs
 	b.devs = map[string]hal.Device{sim.CameraID: simDevs.Camera(), sim.SpeakerID: simDevs.Speaker()}
 	store, err := devctl.OpenStore(filepath.Join(t.TempDir(), "presets.json"), time.Now, logger)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/daemon/devctl"
@@ -138,6 +139,33 @@ func (s *Server) deletePreset(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// defaultLevelWindow is long enough to catch a spoken syllable, short
+// enough for a settings page to poll.
+const defaultLevelWindow = 500 * time.Millisecond
+
+func (s *Server) getLevel(w http.ResponseWriter, r *http.Request) {
+	window := defaultLevelWindow
+	if v := r.URL.Query().Get("window"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			s.problem(w, r, http.StatusBadRequest, apiv1.ProblemBadRequest, "Invalid window",
+				fmt.Sprintf("window %q is not a duration such as 500ms", v), "window")
+			return
+		}
+		window = d
+	}
+	lvl, err := s.backend.MeasureLevel(r.Context(), r.PathValue("id"), window)
+	if errors.Is(err, hal.ErrOutOfRange) {
+		s.problem(w, r, http.StatusUnprocessableEntity, apiv1.ProblemInvalidValue, "Invalid window", err.Error(), "window")
+		return
+	}
+	if err != nil {
+		s.deviceProblem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, apiv1.AudioLevel{RMSdBFS: lvl.RMS, PeakdBFS: lvl.Peak, WindowMs: int(lvl.Window / time.Millisecond)})
+}
+
 func convertPreset(p devctl.Preset) apiv1.Preset {
 	out := apiv1.Preset{Name: p.Name, Values: make(map[string]int64, len(p.Values))}
 	for k, v := range p.Values {
@@ -161,10 +189,13 @@ func (s *Server) deviceProblem(w http.ResponseWriter, r *http.Request, err error
 		s.problem(w, r, http.StatusUnprocessableEntity, apiv1.ProblemInvalidValue, "Value out of range", err.Error(), "value")
 	case errors.Is(err, devctl.ErrInvalidPreset):
 		s.problem(w, r, http.StatusUnprocessableEntity, apiv1.ProblemInvalidValue, "Invalid preset", err.Error(), "name")
-	case errors.Is(err, devctl.ErrNotPTZ), errors.Is(err, devctl.ErrNotControllable):
+	case errors.Is(err, devctl.ErrNotPTZ), errors.Is(err, devctl.ErrNotControllable), errors.Is(err, devctl.ErrNotMicrophone):
 		s.problem(w, r, http.StatusUnprocessableEntity, apiv1.ProblemInvalidValue, "Not possible on this device", err.Error(), "id")
 	case errors.Is(err, hal.ErrUnplugged):
 		s.problem(w, r, http.StatusConflict, apiv1.ProblemUnavailable, "Device unplugged", err.Error(), "id")
+	case errors.Is(err, hal.ErrBusy):
+		s.problem(w, r, http.StatusConflict, apiv1.ProblemUnavailable, "Device busy",
+			err.Error()+" (in a call, the call statistics carry its level)", "id")
 	default:
 		s.logger.Warn("device request failed", "path", r.URL.Path, "err", err)
 		s.problem(w, r, http.StatusBadGateway, apiv1.ProblemUnavailable, "The device refused", err.Error(), "")

@@ -73,6 +73,30 @@ func TestDeviceControls(t *testing.T) {
 	}
 }
 
+func TestMicrophoneLevel(t *testing.T) {
+	ts, b := newTestServer(t, AccessLocal, "")
+	b.devs[sim.MicrophoneID] = b.simDevs.Microphone()
+	r := call(t, ts, "GET", "/api/v1/devices/"+sim.MicrophoneID+"/level?window=200ms", "", "")
+	var lvl apiv1.AudioLevel
+	if err := json.Unmarshal([]byte(r.body), &lvl); r.status != 200 || err != nil || lvl.WindowMs != 200 || lvl.RMSdBFS < -40 || lvl.PeakdBFS < lvl.RMSdBFS {
+		t.Fatalf("level: %d %s", r.status, r.body)
+	}
+	for _, c := range []struct {
+		path   string
+		status int
+		field  string
+	}{
+		{"/api/v1/devices/" + sim.MicrophoneID + "/level?window=loud", 400, "window"},
+		{"/api/v1/devices/" + sim.MicrophoneID + "/level?window=10s", 422, "window"},
+		{"/api/v1/devices/" + sim.CameraID + "/level", 422, "id"},
+		{"/api/v1/devices/nope/level", 404, "id"},
+	} {
+		if r := call(t, ts, "GET", c.path, "", ""); r.status != c.status || r.problem.Field != c.field {
+			t.Errorf("GET %s: %d %+v, want %d on %s", c.path, r.status, r.problem, c.status, c.field)
+		}
+	}
+}
+
 func TestCameraPresets(t *testing.T) {
 	ts, _ := newTestServer(t, AccessLocal, "")
 	const js = "application/json"

@@ -93,7 +93,7 @@ func TestOpenAPIMatchesTypes(t *testing.T) {
 		"Participant": reflect.TypeFor[apiv1.Participant](), "PeerStats": reflect.TypeFor[apiv1.PeerStats](),
 		"SentTrack": reflect.TypeFor[apiv1.SentTrack](), "ReceivedTrack": reflect.TypeFor[apiv1.ReceivedTrack](),
 		"ControlChange": reflect.TypeFor[apiv1.ControlChange](), "Preset": reflect.TypeFor[apiv1.Preset](),
-		"PresetList": reflect.TypeFor[apiv1.PresetList](),
+		"PresetList": reflect.TypeFor[apiv1.PresetList](), "AudioLevel": reflect.TypeFor[apiv1.AudioLevel](),
 	}
 	for name, typ := range types {
 		schema, ok := doc.Comps.Schemas[name]

@@ -233,6 +233,15 @@ type Preset struct {
 	Values map[string]int64 `json:"values"`
 }
 
+// AudioLevel is the answer of GET /devices/{id}/level: what a microphone
+// hears over a short window, in dB relative to full scale (0 is the loudest
+// a sample can be; -120 stands for digital silence).
+type AudioLevel struct {
+	RMSdBFS  float64 `json:"rmsDbfs"`
+	PeakdBFS float64 `json:"peakDbfs"`
+	WindowMs int     `json:"windowMs"`
+}
+
 // PresetList is the answer of GET /devices/{id}/presets, sorted by name.
 type PresetList struct {
 	Presets []Preset `json:"presets"`

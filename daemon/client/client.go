@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/atriumroom/atrium/daemon/apiv1"
 )
@@ -71,6 +72,16 @@ func (c *Client) Device(ctx context.Context, id string) (apiv1.Device, error) {
 func (c *Client) SetControl(ctx context.Context, id, control string, change apiv1.ControlChange) (apiv1.Device, error) {
 	var d apiv1.Device
 	return d, c.do(ctx, http.MethodPut, "/devices/"+url.PathEscape(id)+"/controls/"+url.PathEscape(control), change, &d)
+}
+
+// Level calls GET /devices/{id}/level; window 0 takes roomd's default.
+func (c *Client) Level(ctx context.Context, id string, window time.Duration) (apiv1.AudioLevel, error) {
+	var l apiv1.AudioLevel
+	path := "/devices/" + url.PathEscape(id) + "/level"
+	if window > 0 {
+		path += "?window=" + url.QueryEscape(window.String())
+	}
+	return l, c.do(ctx, http.MethodGet, path, nil, &l)
 }
 
 // Presets calls GET /devices/{id}/presets.

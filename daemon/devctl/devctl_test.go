@@ -221,3 +221,26 @@ func TestDamagedStoreIsKeptAside(t *testing.T) {
 		t.Errorf("damaged file not kept aside: %v", err)
 	}
 }
+
+func TestMeasureLevel(t *testing.T) {
+	s := newSim(t)
+	c := New(lister{sim.MicrophoneID: s.Microphone(), sim.CameraID: s.Camera()}, nil, nil)
+	lvl, err := c.MeasureLevel(context.Background(), sim.MicrophoneID, 300*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The simulator plays a tone: well above silence, below full scale, and
+	// a sine's peak is 3 dB over its RMS.
+	if lvl.RMS < -40 || lvl.RMS > -1 || lvl.Peak < lvl.RMS+2.5 || lvl.Peak > 0 {
+		t.Errorf("level of the simulated tone = %+v", lvl)
+	}
+	if _, err := c.MeasureLevel(context.Background(), sim.CameraID, time.Second); !errors.Is(err, ErrNotMicrophone) {
+		t.Errorf("metering a camera = %v", err)
+	}
+	if _, err := c.MeasureLevel(context.Background(), sim.MicrophoneID, time.Minute); !errors.Is(err, hal.ErrOutOfRange) {
+		t.Errorf("a minute-long window = %v", err)
+	}
+	if _, err := c.MeasureLevel(context.Background(), "nope", time.Second); !errors.Is(err, hal.ErrNotFound) {
+		t.Errorf("metering a missing device = %v", err)
+	}
+}

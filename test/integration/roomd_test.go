@@ -136,6 +136,16 @@ func TestRoomdEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("roomctl level", func(t *testing.T) {
+		out, errOut, code := roomctl(t, ctl, d, "level", "sim:mic0")
+		if code != 0 || !strings.Contains(out, "dBFS over 500 ms") {
+			t.Errorf("level: exit %d\n%s%s", code, out, errOut)
+		}
+		if _, errOut, code = roomctl(t, ctl, d, "level", "sim:camera0"); code != 1 || !strings.Contains(errOut, "not a microphone") {
+			t.Errorf("level of a camera: exit %d: %s", code, errOut)
+		}
+	})
+
 	t.Run("roomctl join and leave", func(t *testing.T) {
 		_, errOut, code := roomctl(t, ctl, d, "join", "https://meet.example.com/room/42")
 		if code != 1 || !strings.Contains(errOut, "No provider for this URL") || !strings.Contains(errOut, "meet.example.com") {
