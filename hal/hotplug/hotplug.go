@@ -88,6 +88,9 @@ type Monitor struct {
 	clock       clock
 	dialNetlink func() (conn, error)
 	openInotify func() (inotify, error)
+	// handled, when set, is called after each relevant event has set the
+	// debounce timer, so tests know the loop has caught up.
+	handled func()
 }
 
 // New returns a Monitor for opts. It opens nothing until Watch.
@@ -143,7 +146,10 @@ func (m *Monitor) Watch(ctx context.Context, changed func()) error {
 	if err != nil {
 		return err
 	}
-	events := make(chan struct{}, 1)
+	// Unbuffered: the loop below only resets a timer per event, so the
+	// reader never waits long, and every event is handled in order (which
+	// the tests rely on to move their clock deterministically).
+	events := make(chan struct{})
 	errc := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -154,7 +160,8 @@ func (m *Monitor) Watch(ctx context.Context, changed func()) error {
 			}
 			select {
 			case events <- struct{}{}:
-			default: // one pending event is as good as many
+			case <-ctx.Done():
+				return
 			}
 		}
 	})
@@ -198,6 +205,9 @@ func (m *Monitor) Watch(ctx context.Context, changed func()) error {
 			}
 			t = m.clock.NewTimer(d)
 			tc = t.C()
+			if m.handled != nil {
+				m.handled()
+			}
 		case <-tc:
 			t, tc = nil, nil
 			changed()

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,6 +120,9 @@ type harness struct {
 	nl      *fakeConn
 	changed chan struct{}
 	done    chan error
+
+	handled  chan struct{} // an event was handled
+	nHandled atomic.Int64  // how many so far
 }
 
 func startWatch(t *testing.T, opts Options) *harness {
@@ -133,7 +137,29 @@ func startWatch(t *testing.T, opts Options) *harness {
 	h.m.clock = h.clock
 	h.m.dialNetlink = func() (conn, error) { return h.nl, nil }
 	h.m.openInotify = func() (inotify, error) { return nil, errors.New("inotify must not be used") }
+	h.handled = make(chan struct{}, 1)
+	h.m.handled = func() {
+		h.nHandled.Add(1)
+		select {
+		case h.handled <- struct{}{}:
+		default:
+		}
+	}
 	return h
+}
+
+// settle waits until Watch's loop has handled n relevant events in all:
+// only then may a test move the clock, or the debounce deadline would
+// depend on when the loop got to them.
+func (h *harness) settle(t *testing.T, ctx context.Context, n int64) {
+	t.Helper()
+	for h.nHandled.Load() < n {
+		select {
+		case <-h.handled:
+		case <-ctx.Done():
+			t.Fatalf("Watch handled %d events, want %d", h.nHandled.Load(), n)
+		}
+	}
 }
 
 func (h *harness) run(ctx context.Context) {
@@ -183,6 +209,7 @@ func TestWatchDebouncesBurst(t *testing.T) {
 		kernelMsg("add", "/devices/virtual/sound/card1/controlC1", "sound"),
 		udevMsg("add", "/devices/virtual/sound/card1", "sound"),
 	)
+	h.settle(t, ctx, 3)
 	h.clock.waitTimer(t, ctx, 100*time.Millisecond)
 	h.clock.Advance(99 * time.Millisecond)
 	if h.clock.pending() != 1 {
@@ -194,6 +221,7 @@ func TestWatchDebouncesBurst(t *testing.T) {
 
 	// A later event starts a new burst.
 	h.nl.send(t, ctx, kernelMsg("remove", "/devices/virtual/sound/card1", "sound"))
+	h.settle(t, ctx, 4)
 	h.clock.waitTimer(t, ctx, 100*time.Millisecond)
 	h.clock.Advance(100 * time.Millisecond)
 	h.wantChanged(t, ctx)

@@ -376,12 +376,19 @@ func (s *stream) copyOut(d dequeued) (hal.VideoFrame, bool, error) {
 	}, true, nil
 }
 
-// advanceSeq follows the driver's 32-bit sequence into a 64-bit count.
+// advanceSeq follows the driver's 32-bit sequence into a 64-bit count. A
+// sequence that does not move forward (vivid repeats one when its thread
+// runs late, and some UVC cameras restart it) still counts as the next
+// frame: consumers read a gap in Seq as dropped frames, and a repeat or a
+// step back is neither.
 func (s *stream) advanceSeq(raw uint32) {
-	if !s.haveSeq {
+	switch delta := raw - s.lastRaw; {
+	case !s.haveSeq:
 		s.seq, s.haveSeq = uint64(raw), true
-	} else {
-		s.seq += uint64(raw - s.lastRaw) // modular: survives the wrap
+	case delta == 0 || delta > 1<<31: // modular: a wrap is a small delta
+		s.seq++
+	default:
+		s.seq += uint64(delta)
 	}
 	s.lastRaw = raw
 }

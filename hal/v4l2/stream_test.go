@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -142,6 +143,16 @@ func TestSequenceWraps(t *testing.T) {
 	}
 	if got[1] != got[0]+1 || got[2] != got[0]+3 {
 		t.Errorf("sequence across the wrap: %v", got)
+	}
+
+	// Repeats and steps back count as the next frame, never as drops.
+	s, got = &stream{}, nil
+	for _, raw := range []uint32{0, 0, 1, 4, 2, 3} {
+		s.advanceSeq(raw)
+		got = append(got, s.seq)
+	}
+	if want := []uint64{0, 1, 2, 5, 6, 7}; !slices.Equal(got, want) {
+		t.Errorf("sequence with a repeat and a step back: %v, want %v", got, want)
 	}
 }
 
