@@ -291,11 +291,14 @@ func TestGuestLoopback(t *testing.T) {
 
 	// The loop adds nothing to the playback queue, so the tone's capture
 	// timestamp, less the moment its Write began, is the queue's length
-	// then, to within the pointers' granularity (a period, a jiffy).
+	// then, to within the pointers' granularity (a period, a jiffy) and the
+	// emulated machine's scheduling, which under a loaded host was seen to
+	// add 20 ms. The mistakes this catches (the whole buffer taken for the
+	// queue, a pointer wrap missed) are off by far more.
 	latency := r.timeOf(start).Sub(toneWritten)
 	t.Logf("Write to capture timestamp: %v; playback queue at that Write: %v",
 		latency.Round(100*time.Microsecond), queued.Round(100*time.Microsecond))
-	if diff := latency - queued; diff < -15*time.Millisecond || diff > 15*time.Millisecond {
+	if diff := latency - queued; diff < -40*time.Millisecond || diff > 40*time.Millisecond {
 		t.Errorf("capture timestamp is %v off the playback queue", diff)
 	}
 }

@@ -155,7 +155,7 @@ func TestVMCodecselEncoderFallback(t *testing.T) {
 			o := &opener{}
 			enc, _, _ := vicodec(t, Config{Open: o.open})
 			sw := &swFWHT{}
-			sel := codecsel.NewEncoders([]hal.VideoEncoderFactory{sw, enc}, codecsel.Options{Logger: vmLogger(t), StallTimeout: 500 * time.Millisecond})
+			sel := codecsel.NewEncoders([]hal.VideoEncoderFactory{sw, enc}, codecsel.Options{Logger: vmLogger(t), StallTimeout: 3 * time.Second})
 			ctx := vmContext(t)
 			e, err := sel.NewVideoEncoder(ctx, hal.VideoEncoderConfig{Codec: hal.CodecFWHT, Width: 1280, Height: 720, FPS: 30, BitrateBps: 1_000_000, KeyframeInterval: time.Second})
 			if err != nil {
