@@ -155,7 +155,10 @@ func TestVMCodecselEncoderFallback(t *testing.T) {
 			o := &opener{}
 			enc, _, _ := vicodec(t, Config{Open: o.open})
 			sw := &swFWHT{}
-			sel := codecsel.NewEncoders([]hal.VideoEncoderFactory{sw, enc}, codecsel.Options{Logger: vmLogger(t), StallTimeout: 3 * time.Second})
+			// The stall budget sits between what a 720p frame takes under
+			// emulation on a loaded host (up to a few hundred ms) and the
+			// encoder's own 2 s frame timeout, so the stall is caught as one.
+			sel := codecsel.NewEncoders([]hal.VideoEncoderFactory{sw, enc}, codecsel.Options{Logger: vmLogger(t), StallTimeout: 1500 * time.Millisecond})
 			ctx := vmContext(t)
 			e, err := sel.NewVideoEncoder(ctx, hal.VideoEncoderConfig{Codec: hal.CodecFWHT, Width: 1280, Height: 720, FPS: 30, BitrateBps: 1_000_000, KeyframeInterval: time.Second})
 			if err != nil {
