@@ -34,11 +34,13 @@ import (
 	"github.com/atriumroom/atrium/daemon/events"
 	"github.com/atriumroom/atrium/daemon/meeting"
 	"github.com/atriumroom/atrium/daemon/sdnotify"
+	"github.com/atriumroom/atrium/daemon/selftest"
 	"github.com/atriumroom/atrium/daemon/videofeed"
 	"github.com/atriumroom/atrium/hal"
 	"github.com/atriumroom/atrium/hal/alsa"
 	"github.com/atriumroom/atrium/hal/codecsel"
 	"github.com/atriumroom/atrium/hal/m2m"
+	"github.com/atriumroom/atrium/hal/pulse"
 	"github.com/atriumroom/atrium/hal/sim"
 	"github.com/atriumroom/atrium/hal/swcodec"
 	"github.com/atriumroom/atrium/hal/v4l2"
@@ -72,6 +74,7 @@ type System struct {
 	Sim      *sim.Driver // the simulated devices, present whatever hal.simulate says
 	Select   *devsel.Selector
 	Settings *devctl.Controller // control changes and camera presets
+	Audio    *selftest.Tester   // the audio self-test
 	// Encoders and Decoders choose hardware or software codecs per stream
 	// and fall back mid-call; newPeers gives them the registry's codecs.
 	Encoders *codecsel.Encoders
@@ -122,7 +125,11 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 	s.HAL, err = hal.NewRegistry(hal.RegistryOptions{
 		Drivers: []hal.Driver{
 			v4l2.New(v4l2.Options{Logger: halLog(v4l2.DriverName)}),
-			alsa.New(alsa.Options{Logger: halLog(alsa.DriverName)}),
+			// Through PipeWire (and its echo canceller) while it runs,
+			// straight to ALSA otherwise.
+			hal.Fallback("audio",
+				pulse.NewAuto(pulse.Options{Logger: halLog(pulse.NamePipeWire)}),
+				alsa.New(alsa.Options{Logger: halLog(alsa.DriverName)})),
 			m2m.New(m2m.Config{Logger: halLog(m2m.DriverName)}),
 			vaapi.New(vaapi.Options{Logger: halLog(vaapi.DriverName)}),
 		},
@@ -146,6 +153,8 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 		return nil, err
 	}
 	s.Settings = devctl.New(s.HAL, presets, deps.Logger.With("subsystem", "devices"))
+
+	s.Audio = selftest.New(s.Select, s.HAL, s.inCall, deps.Logger.With("subsystem", "audio-test"))
 
 	if s.ice, err = iceServers(cfg.Meeting.ICEServers); err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/daemon/devctl"
 	"github.com/atriumroom/atrium/hal"
 )
@@ -43,3 +44,17 @@ func (s *System) MeasureLevel(ctx context.Context, devID string, window time.Dur
 
 // DeletePreset removes a saved position.
 func (s *System) DeletePreset(devID, name string) error { return s.Settings.DeletePreset(devID, name) }
+
+// AudioSelfTest runs the audio self-test.
+func (s *System) AudioSelfTest(ctx context.Context, req apiv1.AudioTestRequest) (apiv1.AudioTestResult, error) {
+	return s.Audio.Run(ctx, req)
+}
+
+// inCall says whether a meeting holds the room's devices.
+func (s *System) inCall() bool {
+	switch s.Meeting.State().State {
+	case apiv1.MeetingJoining, apiv1.MeetingConnected, apiv1.MeetingReconnecting:
+		return true
+	}
+	return false
+}

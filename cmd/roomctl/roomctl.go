@@ -30,6 +30,9 @@ Commands:
               move a control by STEPS of its step (negative: back),
               stopping at the ends of its range
   level ID    meter a microphone for half a second (dBFS)
+  audio-test [SPEAKER MICROPHONE]
+              play a noise burst and measure the echo, without and with
+              the echo canceller (not during a meeting)
   preset ID [save|recall|delete NAME]
               list a camera's presets, or save, recall or delete one
   join URL    join the meeting at URL (leaves the current one first)
@@ -109,6 +112,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = a.preset(ctx, cmdArgs)
 	case "level":
 		err = a.level(ctx, cmdArgs)
+	case "audio-test":
+		err = a.audioTest(ctx, cmdArgs)
 	case "join":
 		err = a.join(ctx, cmdArgs)
 	case "leave":
@@ -354,6 +359,46 @@ func (a *app) level(ctx context.Context, args []string) error {
 		return json.NewEncoder(a.out).Encode(l)
 	}
 	fmt.Fprintf(a.out, "%s: RMS %.1f dBFS, peak %.1f dBFS over %d ms\n", args[0], l.RMSdBFS, l.PeakdBFS, l.WindowMs)
+	return nil
+}
+
+func (a *app) audioTest(ctx context.Context, args []string) error {
+	var req apiv1.AudioTestRequest
+	switch len(args) {
+	case 0:
+	case 2:
+		req.Speaker, req.Microphone = args[0], args[1]
+	default:
+		return fmt.Errorf("%w: audio-test takes no arguments, or a speaker and a microphone ID", errUsage)
+	}
+	r, err := a.client.AudioSelfTest(ctx, req)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return json.NewEncoder(a.out).Encode(r)
+	}
+	for _, run := range []struct {
+		what string
+		r    *apiv1.AudioTestRun
+	}{{"without echo canceller", r.Raw}, {"with echo canceller", r.Cancelled}} {
+		if run.r == nil {
+			fmt.Fprintf(a.out, "%s: no such devices\n", run.what)
+			continue
+		}
+		erl := fmt.Sprintf("%.1f dB", run.r.ERLdB)
+		if run.r.BelowNoise {
+			erl = "at least " + erl + " (echo below the room's noise)"
+		}
+		delay := "echo not found"
+		if run.r.EchoFound {
+			delay = fmt.Sprintf("echo after %.1f ms", run.r.DelayMs)
+		}
+		fmt.Fprintf(a.out, "%s (%s → %s): echo return loss %s, %s\n", run.what, run.r.Speaker, run.r.Microphone, erl, delay)
+	}
+	if r.Raw != nil && r.Cancelled != nil {
+		fmt.Fprintf(a.out, "the echo canceller removes %.1f dB\n", r.ImprovementDB)
+	}
 	return nil
 }
 

@@ -40,6 +40,9 @@ type Backend interface {
 	Join(ctx context.Context, rawURL string) (apiv1.Meeting, error)
 	Leave(ctx context.Context) (apiv1.Meeting, error)
 	Subscribe(ctx context.Context) <-chan apiv1.Event
+	// AudioSelfTest plays a test signal and measures the echo; it refuses
+	// during a meeting (ErrInCall from the daemon is matched by its text).
+	AudioSelfTest(ctx context.Context, req apiv1.AudioTestRequest) (apiv1.AudioTestResult, error)
 	DeviceSettings
 }
 
@@ -116,6 +119,7 @@ var routes = []route{
 	{http.MethodPut, "/devices/{id}/presets/{name}", (*Server).putPreset},
 	{http.MethodPost, "/devices/{id}/presets/{name}/recall", (*Server).postRecallPreset},
 	{http.MethodDelete, "/devices/{id}/presets/{name}", (*Server).deletePreset},
+	{http.MethodPost, "/audio/self-test", (*Server).postAudioSelfTest},
 	{http.MethodPost, "/meeting/join", (*Server).postJoin},
 	{http.MethodPost, "/meeting/leave", (*Server).postLeave},
 	{http.MethodGet, "/events", (*Server).getEvents},

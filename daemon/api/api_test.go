@@ -46,11 +46,21 @@ type testBackend struct {
 	engine *meeting.Engine
 	bus    *events.Bus
 	*devctl.Controller
-	devs    map[string]hal.Device // what Lookup and the Controller see
-	simDevs *sim.Driver
+	devs     map[string]hal.Device // what Lookup and the Controller see
+	simDevs  *sim.Driver
+	audioErr error
 }
 
 func (b *testBackend) Lookup(id string) (hal.Device, bool) { d, ok := b.devs[id]; return d, ok }
+
+// AudioSelfTest answers what the test set in audioErr; the self-test itself
+// is tested against a real PipeWire in test/integration.
+func (b *testBackend) AudioSelfTest(ctx context.Context, req apiv1.AudioTestRequest) (apiv1.AudioTestResult, error) {
+	if b.audioErr != nil {
+		return apiv1.AudioTestResult{}, b.audioErr
+	}
+	return apiv1.AudioTestResult{Raw: &apiv1.AudioTestRun{Speaker: req.Speaker, Microphone: req.Microphone}}, nil
+}
 
 func (b *testBackend) Status() apiv1.Status {
 	return apiv1.Status{Room: "Test Room", State: apiv1.DaemonReady, Meeting: b.engine.State(), Devices: ConvertDevices(b.Devices())}

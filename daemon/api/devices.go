@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/daemon/devctl"
+	"github.com/atriumroom/atrium/daemon/selftest"
 	"github.com/atriumroom/atrium/hal"
 )
 
@@ -26,7 +28,7 @@ func ConvertDevice(d hal.Device) apiv1.Device {
 	info := d.Info()
 	out := apiv1.Device{
 		ID: info.ID, Kind: apiv1.DeviceKind(info.Kind), Name: info.Name,
-		Driver: info.Driver, Simulated: info.Simulated,
+		Driver: info.Driver, Simulated: info.Simulated, EchoCancelled: info.EchoCancelled,
 	}
 	if c, ok := d.(interface{ Modes() []hal.VideoMode }); ok {
 		for _, m := range c.Modes() {
@@ -199,5 +201,29 @@ func (s *Server) deviceProblem(w http.ResponseWriter, r *http.Request, err error
 	default:
 		s.logger.Warn("device request failed", "path", r.URL.Path, "err", err)
 		s.problem(w, r, http.StatusBadGateway, apiv1.ProblemUnavailable, "The device refused", err.Error(), "")
+	}
+}
+
+func (s *Server) postAudioSelfTest(w http.ResponseWriter, r *http.Request) {
+	var req apiv1.AudioTestRequest
+	if !s.decode(w, r, &req, false) {
+		return
+	}
+	res, err := s.backend.AudioSelfTest(r.Context(), req)
+	switch {
+	case errors.Is(err, selftest.ErrInCall):
+		s.problem(w, r, http.StatusConflict, apiv1.ProblemUnavailable, "In a meeting", err.Error(), "")
+	case errors.Is(err, selftest.ErrNoAudioPair):
+		s.problem(w, r, http.StatusUnprocessableEntity, apiv1.ProblemInvalidValue, "Nothing to test", err.Error(), "")
+	case errors.Is(err, hal.ErrNotFound):
+		field := "speaker"
+		if strings.HasPrefix(err.Error(), "microphone") {
+			field = "microphone"
+		}
+		s.problem(w, r, http.StatusNotFound, apiv1.ProblemNotFound, "No such device", err.Error(), field)
+	case err != nil:
+		s.deviceProblem(w, r, err)
+	default:
+		writeJSON(w, http.StatusOK, res)
 	}
 }

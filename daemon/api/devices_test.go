@@ -2,11 +2,14 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/atriumroom/atrium/daemon/apiv1"
+	"github.com/atriumroom/atrium/daemon/selftest"
+	"github.com/atriumroom/atrium/hal"
 	"github.com/atriumroom/atrium/hal/sim"
 )
 
@@ -121,5 +124,35 @@ func TestCameraPresets(t *testing.T) {
 	}
 	if r := call(t, ts, "GET", cam+"/presets", "", ""); r.status != 200 || !strings.Contains(r.body, `"presets":[]`) {
 		t.Errorf("list after delete: %d %s", r.status, r.body)
+	}
+}
+
+func TestAudioSelfTestErrors(t *testing.T) {
+	ts, b := newTestServer(t, AccessLocal, "")
+	const path, js = "/api/v1/audio/self-test", "application/json"
+	if r := call(t, ts, "POST", path, js, `{"speaker":"a","microphone":"b"}`); r.status != 200 || !strings.Contains(r.body, `"speaker":"a"`) {
+		t.Errorf("self-test: %d %s", r.status, r.body)
+	}
+	if r := call(t, ts, "POST", path, "", ""); r.status != 200 {
+		t.Errorf("self-test without a body: %d %s", r.status, r.body)
+	}
+	if r := call(t, ts, "POST", path, js, `{"speker":"a"}`); r.status != 400 || r.problem.Field != "speker" {
+		t.Errorf("unknown field: %d %+v", r.status, r.problem)
+	}
+	for _, c := range []struct {
+		err    error
+		status int
+		field  string
+	}{
+		{selftest.ErrInCall, 409, ""},
+		{selftest.ErrNoAudioPair, 422, ""},
+		{fmt.Errorf("microphone %q: %w", "x", hal.ErrNotFound), 404, "microphone"},
+		{fmt.Errorf("speaker %q: %w", "x", hal.ErrNotFound), 404, "speaker"},
+		{fmt.Errorf("open: %w", hal.ErrBusy), 409, "id"},
+	} {
+		b.audioErr = c.err
+		if r := call(t, ts, "POST", path, "", ""); r.status != c.status || r.problem.Field != c.field {
+			t.Errorf("%v: %d %+v, want %d on %q", c.err, r.status, r.problem, c.status, c.field)
+		}
 	}
 }

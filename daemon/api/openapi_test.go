@@ -94,6 +94,8 @@ func TestOpenAPIMatchesTypes(t *testing.T) {
 		"SentTrack": reflect.TypeFor[apiv1.SentTrack](), "ReceivedTrack": reflect.TypeFor[apiv1.ReceivedTrack](),
 		"ControlChange": reflect.TypeFor[apiv1.ControlChange](), "Preset": reflect.TypeFor[apiv1.Preset](),
 		"PresetList": reflect.TypeFor[apiv1.PresetList](), "AudioLevel": reflect.TypeFor[apiv1.AudioLevel](),
+		"AudioTestRequest": reflect.TypeFor[apiv1.AudioTestRequest](), "AudioTestRun": reflect.TypeFor[apiv1.AudioTestRun](),
+		"AudioTestResult": reflect.TypeFor[apiv1.AudioTestResult](),
 	}
 	for name, typ := range types {
 		schema, ok := doc.Comps.Schemas[name]

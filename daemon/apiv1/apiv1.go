@@ -170,6 +170,9 @@ type Device struct {
 	Name      string     `json:"name"`
 	Driver    string     `json:"driver"`
 	Simulated bool       `json:"simulated"`
+	// EchoCancelled marks the sound server's echo-cancelled microphone and
+	// speaker, which meetings prefer.
+	EchoCancelled bool `json:"echoCancelled,omitempty"`
 	// Capabilities depend on the kind; fields that do not apply are omitted.
 	VideoModes   []VideoMode   `json:"videoModes,omitempty"`
 	AudioFormats []AudioFormat `json:"audioFormats,omitempty"`
@@ -240,6 +243,40 @@ type AudioLevel struct {
 	RMSdBFS  float64 `json:"rmsDbfs"`
 	PeakdBFS float64 `json:"peakDbfs"`
 	WindowMs int     `json:"windowMs"`
+}
+
+// AudioTestRequest is the body of POST /audio/self-test; both fields are
+// optional. Speaker and Microphone name the raw pair to measure (the room's
+// own devices, before any echo canceller); empty picks them.
+type AudioTestRequest struct {
+	Speaker    string `json:"speaker,omitempty"`
+	Microphone string `json:"microphone,omitempty"`
+}
+
+// AudioTestRun is one measurement of the self-test: a noise burst played
+// on Speaker and recorded on Microphone.
+type AudioTestRun struct {
+	Speaker    string `json:"speaker"`
+	Microphone string `json:"microphone"`
+	// EchoFound says the burst was found in the recording; DelayMs is how
+	// long it took to come back.
+	EchoFound bool    `json:"echoFound"`
+	DelayMs   float64 `json:"delayMs"`
+	// ERLdB is the echo return loss: how much quieter the echo is than what
+	// was played. BelowNoise: the echo vanished in the room's noise, so the
+	// loss is at least ERLdB.
+	ERLdB      float64 `json:"erlDb"`
+	BelowNoise bool    `json:"belowNoise"`
+}
+
+// AudioTestResult is the answer of POST /audio/self-test: the room measured
+// without the echo canceller (Raw) and through it (Cancelled), each absent
+// when the room has no such pair. ImprovementDB is what the canceller
+// removes (its echo return loss enhancement), when both ran.
+type AudioTestResult struct {
+	Raw           *AudioTestRun `json:"raw,omitempty"`
+	Cancelled     *AudioTestRun `json:"cancelled,omitempty"`
+	ImprovementDB float64       `json:"improvementDb,omitempty"`
 }
 
 // PresetList is the answer of GET /devices/{id}/presets, sorted by name.

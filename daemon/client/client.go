@@ -84,6 +84,12 @@ func (c *Client) Level(ctx context.Context, id string, window time.Duration) (ap
 	return l, c.do(ctx, http.MethodGet, path, nil, &l)
 }
 
+// AudioSelfTest calls POST /audio/self-test.
+func (c *Client) AudioSelfTest(ctx context.Context, req apiv1.AudioTestRequest) (apiv1.AudioTestResult, error) {
+	var r apiv1.AudioTestResult
+	return r, c.do(ctx, http.MethodPost, "/audio/self-test", req, &r)
+}
+
 // Presets calls GET /devices/{id}/presets.
 func (c *Client) Presets(ctx context.Context, id string) ([]apiv1.Preset, error) {
 	var l apiv1.PresetList

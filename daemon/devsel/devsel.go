@@ -114,3 +114,23 @@ func rank(i hal.Info) int {
 	}
 	return r
 }
+
+// AudioPair is a speaker and a microphone that hears it; either may be nil.
+type AudioPair struct {
+	Speaker    hal.Speaker
+	Microphone hal.Microphone
+}
+
+// AudioTestPairs returns what the audio self-test measures by default: the
+// room's raw speaker and microphone (real, not echo-cancelled) and the
+// echo-cancelled pair, when there are such devices.
+func (s *Selector) AudioTestPairs() (raw, cancelled AudioPair) {
+	devs := s.devs.Devices()
+	plain := func(i hal.Info) bool { return !i.EchoCancelled && !i.Simulated }
+	ec := func(i hal.Info) bool { return i.EchoCancelled }
+	raw.Speaker = pick[hal.Speaker](s, devs, hal.KindSpeaker, "", plain)
+	raw.Microphone = pick[hal.Microphone](s, devs, hal.KindMicrophone, "", plain)
+	cancelled.Speaker = pick[hal.Speaker](s, devs, hal.KindSpeaker, "", ec)
+	cancelled.Microphone = pick[hal.Microphone](s, devs, hal.KindMicrophone, "", ec)
+	return raw, cancelled
+}

@@ -101,3 +101,22 @@ func TestFindCamera(t *testing.T) {
 		})
 	}
 }
+
+func TestAudioTestPairs(t *testing.T) {
+	devs := list{
+		mic{dev{hal.Info{ID: "sim:mic", Kind: hal.KindMicrophone, Simulated: true}}},
+		mic{dev{hal.Info{ID: "pw:hw-mic", Kind: hal.KindMicrophone}}},
+		mic{dev{hal.Info{ID: "pw:ec-source", Kind: hal.KindMicrophone, EchoCancelled: true}}},
+		spk{dev{hal.Info{ID: "pw:hw-spk", Kind: hal.KindSpeaker}}},
+		spk{dev{hal.Info{ID: "pw:ec-sink", Kind: hal.KindSpeaker, EchoCancelled: true}}},
+	}
+	raw, ec := New(&devs, Pins{}, nil).AudioTestPairs()
+	if id(raw.Speaker) != "pw:hw-spk" || id(raw.Microphone) != "pw:hw-mic" || id(ec.Speaker) != "pw:ec-sink" || id(ec.Microphone) != "pw:ec-source" {
+		t.Errorf("pairs: raw %s/%s, cancelled %s/%s", id(raw.Speaker), id(raw.Microphone), id(ec.Speaker), id(ec.Microphone))
+	}
+	only := list{devs[0]}
+	raw, ec = New(&only, Pins{}, nil).AudioTestPairs()
+	if raw.Speaker != nil || raw.Microphone != nil || ec.Speaker != nil || ec.Microphone != nil {
+		t.Errorf("a simulated microphone alone gave pairs %+v %+v", raw, ec)
+	}
+}
