@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -111,15 +112,16 @@ func isHardware(caps []hal.CodecCaps) bool {
 
 // callTracker remembers the peers of the current session, for status.
 type callTracker struct {
-	mu    sync.Mutex
-	peers []*rtc.Peer
+	mu      sync.Mutex
+	peers   []*rtc.Peer
+	factory *rtc.Factory // the current (or last) session's, for its switches
 }
 
 // track wraps a new session's factory; the previous session's peers are
 // forgotten (they are closed by then).
 func (c *callTracker) track(f *rtc.Factory) meeting.PeerFactory {
 	c.mu.Lock()
-	c.peers = nil
+	c.peers, c.factory = nil, f
 	c.mu.Unlock()
 	return trackingFactory{f: f, c: c}
 }
@@ -176,7 +178,36 @@ func (s *System) callStatus(m apiv1.Meeting) *apiv1.Call {
 	for i, p := range peers {
 		stats[i] = p.Stats()
 	}
-	return buildCall(parts, subs, stats)
+	call := buildCall(parts, subs, stats)
+	s.call.mu.Lock()
+	if f := s.call.factory; f != nil {
+		call.MicrophoneMuted, call.CameraOff = f.MicrophoneMuted(), f.CameraOff()
+	}
+	s.call.mu.Unlock()
+	return call
+}
+
+// ErrNotInCall refuses the media switches outside a meeting.
+var ErrNotInCall = errors.New("not in a meeting")
+
+// SetMedia implements api.Backend: the room's privacy switches for the
+// meeting in progress. A new meeting starts unmuted with the camera on.
+func (s *System) SetMedia(change apiv1.MediaChange) (apiv1.MediaState, error) {
+	s.call.mu.Lock()
+	f := s.call.factory
+	s.call.mu.Unlock()
+	if f == nil || !s.inCall() {
+		return apiv1.MediaState{}, ErrNotInCall
+	}
+	if change.MicrophoneMuted != nil {
+		f.SetMicrophoneMuted(*change.MicrophoneMuted)
+	}
+	if change.CameraOff != nil {
+		f.SetCameraOff(*change.CameraOff)
+	}
+	st := apiv1.MediaState{MicrophoneMuted: f.MicrophoneMuted(), CameraOff: f.CameraOff()}
+	s.Deps.Logger.Info("media switches", "microphone_muted", st.MicrophoneMuted, "camera_off", st.CameraOff)
+	return st, nil
 }
 
 // buildCall assembles the call status: the received tracks are matched to

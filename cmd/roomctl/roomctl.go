@@ -37,6 +37,9 @@ Commands:
               list a camera's presets, or save, recall or delete one
   join URL    join the meeting at URL (leaves the current one first)
   leave       leave the current meeting (succeeds when there is none)
+  mute on|off mute or unmute the room's microphone in the meeting
+  camera on|off
+              switch the room's camera on or off in the meeting
   events      follow roomd's events until interrupted
 
 Exit codes: 0 success, 1 roomd refused or failed the request,
@@ -118,6 +121,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = a.join(ctx, cmdArgs)
 	case "leave":
 		err = a.leave(ctx, cmdArgs)
+	case "mute", "camera":
+		err = a.media(ctx, cmd, cmdArgs)
 	case "events":
 		err = a.events(ctx, cmdArgs)
 	default:
@@ -345,6 +350,36 @@ func (a *app) control(ctx context.Context, cmd string, args []string) error {
 		return err
 	}
 	return a.printDevice(d)
+}
+
+func (a *app) media(ctx context.Context, cmd string, args []string) error {
+	if len(args) != 1 || (args[0] != "on" && args[0] != "off") {
+		return fmt.Errorf("%w: %s takes on or off", errUsage, cmd)
+	}
+	on := args[0] == "on"
+	var change apiv1.MediaChange
+	if cmd == "mute" {
+		change.MicrophoneMuted = &on
+	} else {
+		off := !on
+		change.CameraOff = &off
+	}
+	st, err := a.client.SetMedia(ctx, change)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return json.NewEncoder(a.out).Encode(st)
+	}
+	mic, cam := "on", "on"
+	if st.MicrophoneMuted {
+		mic = "MUTED"
+	}
+	if st.CameraOff {
+		cam = "OFF"
+	}
+	fmt.Fprintf(a.out, "microphone %s, camera %s\n", mic, cam)
+	return nil
 }
 
 func (a *app) level(ctx context.Context, args []string) error {

@@ -43,6 +43,9 @@ type Backend interface {
 	// AudioSelfTest plays a test signal and measures the echo; it refuses
 	// during a meeting (ErrInCall from the daemon is matched by its text).
 	AudioSelfTest(ctx context.Context, req apiv1.AudioTestRequest) (apiv1.AudioTestResult, error)
+	// SetMedia flips the meeting's microphone mute and camera switches; it
+	// fails outside a meeting.
+	SetMedia(change apiv1.MediaChange) (apiv1.MediaState, error)
 	DeviceSettings
 }
 
@@ -122,6 +125,7 @@ var routes = []route{
 	{http.MethodPost, "/audio/self-test", (*Server).postAudioSelfTest},
 	{http.MethodPost, "/meeting/join", (*Server).postJoin},
 	{http.MethodPost, "/meeting/leave", (*Server).postLeave},
+	{http.MethodPut, "/meeting/media", (*Server).putMedia},
 	{http.MethodGet, "/events", (*Server).getEvents},
 	{http.MethodGet, "/openapi.json", (*Server).getOpenAPI},
 	{http.MethodGet, "/media/video", (*Server).getVideo},
@@ -282,6 +286,24 @@ func (s *Server) postLeave(w http.ResponseWriter, r *http.Request) {
 		s.logger.Warn("leave did not complete cleanly", "err", err)
 	}
 	writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {
+	var req apiv1.MediaChange
+	if !s.decode(w, r, &req, true) {
+		return
+	}
+	if req.MicrophoneMuted == nil && req.CameraOff == nil {
+		s.problem(w, r, http.StatusBadRequest, apiv1.ProblemBadRequest, "Nothing to change",
+			"send microphoneMuted, cameraOff or both", "")
+		return
+	}
+	st, err := s.backend.SetMedia(req)
+	if err != nil {
+		s.problem(w, r, http.StatusConflict, apiv1.ProblemUnavailable, "Not in a meeting", err.Error(), "")
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 // decode reads a JSON body into v strictly. An empty body is accepted only

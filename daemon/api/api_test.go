@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -52,6 +53,11 @@ type testBackend struct {
 }
 
 func (b *testBackend) Lookup(id string) (hal.Device, bool) { d, ok := b.devs[id]; return d, ok }
+
+// SetMedia: the test server is never in a call.
+func (b *testBackend) SetMedia(apiv1.MediaChange) (apiv1.MediaState, error) {
+	return apiv1.MediaState{}, errors.New("not in a meeting")
+}
 
 // AudioSelfTest answers what the test set in audioErr; the self-test itself
 // is tested against a real PipeWire in test/integration.

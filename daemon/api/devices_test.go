@@ -156,3 +156,17 @@ func TestAudioSelfTestErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestMediaSwitchesOutsideACall(t *testing.T) {
+	ts, _ := newTestServer(t, AccessLocal, "")
+	const path, js = "/api/v1/meeting/media", "application/json"
+	if r := call(t, ts, "PUT", path, js, `{"microphoneMuted":true}`); r.status != 409 || !strings.Contains(r.problem.Detail, "not in a meeting") {
+		t.Errorf("mute outside a call: %d %+v", r.status, r.problem)
+	}
+	if r := call(t, ts, "PUT", path, js, `{}`); r.status != 400 {
+		t.Errorf("empty change: %d %+v", r.status, r.problem)
+	}
+	if r := call(t, ts, "PUT", path, js, `{"microphoneMuted":"yes"}`); r.status != 400 || r.problem.Field != "microphoneMuted" {
+		t.Errorf("wrong type: %d %+v", r.status, r.problem)
+	}
+}

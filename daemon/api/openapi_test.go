@@ -96,6 +96,7 @@ func TestOpenAPIMatchesTypes(t *testing.T) {
 		"PresetList": reflect.TypeFor[apiv1.PresetList](), "AudioLevel": reflect.TypeFor[apiv1.AudioLevel](),
 		"AudioTestRequest": reflect.TypeFor[apiv1.AudioTestRequest](), "AudioTestRun": reflect.TypeFor[apiv1.AudioTestRun](),
 		"AudioTestResult": reflect.TypeFor[apiv1.AudioTestResult](),
+		"MediaChange":     reflect.TypeFor[apiv1.MediaChange](), "MediaState": reflect.TypeFor[apiv1.MediaState](),
 	}
 	for name, typ := range types {
 		schema, ok := doc.Comps.Schemas[name]

@@ -61,6 +61,22 @@ type Status struct {
 type Call struct {
 	Participants []Participant `json:"participants"`
 	Peers        []PeerStats   `json:"peers"`
+	// MicrophoneMuted and CameraOff are the room's privacy switches.
+	MicrophoneMuted bool `json:"microphoneMuted"`
+	CameraOff       bool `json:"cameraOff"`
+}
+
+// MediaChange is the body of PUT /meeting/media: the switches to change;
+// absent ones stay as they are.
+type MediaChange struct {
+	MicrophoneMuted *bool `json:"microphoneMuted,omitempty"`
+	CameraOff       *bool `json:"cameraOff,omitempty"`
+}
+
+// MediaState is the answer of PUT /meeting/media.
+type MediaState struct {
+	MicrophoneMuted bool `json:"microphoneMuted"`
+	CameraOff       bool `json:"cameraOff"`
 }
 
 // Participant is someone else in the meeting.

@@ -84,6 +84,12 @@ func (c *Client) Level(ctx context.Context, id string, window time.Duration) (ap
 	return l, c.do(ctx, http.MethodGet, path, nil, &l)
 }
 
+// SetMedia calls PUT /meeting/media.
+func (c *Client) SetMedia(ctx context.Context, change apiv1.MediaChange) (apiv1.MediaState, error) {
+	var st apiv1.MediaState
+	return st, c.do(ctx, http.MethodPut, "/meeting/media", change, &st)
+}
+
 // AudioSelfTest calls POST /audio/self-test.
 func (c *Client) AudioSelfTest(ctx context.Context, req apiv1.AudioTestRequest) (apiv1.AudioTestResult, error) {
 	var r apiv1.AudioTestResult

@@ -136,6 +136,8 @@ func TestRoomAndChromiumGuestInJanusRoom(t *testing.T) {
 		t.Errorf("no call.stats event with peers and participants within %s: %+v", 2*roomdStatsInterval, statsEvent)
 	}
 
+	checkPrivacySwitches(ctx, t, g, d, ctl)
+
 	out, err = roomctl(t, ctl, d, "leave")
 	if err != nil || !strings.Contains(out, "left") {
 		t.Fatalf("roomctl leave: %v\n%s", err, out)
@@ -229,5 +231,56 @@ func waitCall(ctx context.Context, d *roomdtest.Daemon, check func(*apiv1.Call) 
 			return st.Call, fmt.Errorf("%w: %v", ctx.Err(), last)
 		case <-time.After(250 * time.Millisecond):
 		}
+	}
+}
+
+// checkPrivacySwitches mutes the room and switches its camera off, and
+// checks what the guest's own statistics say it receives: no more audio
+// energy (silence), and video at the camera-off card's few frames a
+// second; then both back.
+func checkPrivacySwitches(ctx context.Context, t *testing.T, g *guest.Guest, d *roomdtest.Daemon, ctl string) {
+	t.Helper()
+	// over samples the guest's view of the room for a window.
+	over := func(window time.Duration) (frames int, energy float64) {
+		t.Helper()
+		get := func() guest.Feed {
+			f, err := g.WaitFeed(ctx, d.Room, func(guest.Feed) bool { return true })
+			if err != nil {
+				t.Fatalf("guest feed: %v", err)
+			}
+			return f
+		}
+		a := get()
+		time.Sleep(window)
+		b := get()
+		return b.VideoFramesDecoded - a.VideoFramesDecoded, b.AudioEnergy - a.AudioEnergy
+	}
+	for _, args := range [][]string{{"mute", "on"}, {"camera", "off"}} {
+		if out, err := roomctl(t, ctl, d, args...); err != nil {
+			t.Fatalf("roomctl %v: %v\n%s", args, err, out)
+		}
+	}
+	time.Sleep(time.Second) // what was in flight arrives; the card starts
+	frames, energy := over(2 * time.Second)
+	t.Logf("muted, camera off: the guest decoded %d frames and %.3g audio energy in 2 s", frames, energy)
+	if energy > 1e-6 {
+		t.Errorf("the guest still hears the room while it is muted (energy %.3g in 2 s)", energy)
+	}
+	if frames > 2*5+4 {
+		t.Errorf("the guest decoded %d frames in 2 s with the camera off; the card runs at 5 fps", frames)
+	}
+	if frames == 0 {
+		t.Errorf("the guest received no video at all with the camera off; the card should keep the stream")
+	}
+	for _, args := range [][]string{{"mute", "off"}, {"camera", "on"}} {
+		if out, err := roomctl(t, ctl, d, args...); err != nil {
+			t.Fatalf("roomctl %v: %v\n%s", args, err, out)
+		}
+	}
+	time.Sleep(time.Second)
+	frames, energy = over(2 * time.Second)
+	t.Logf("unmuted, camera on: %d frames and %.3g audio energy in 2 s", frames, energy)
+	if energy <= 0 || frames <= 2*5+4 { // live video runs well above the card's 5 fps
+		t.Errorf("after unmuting and the camera back on, the guest got %d frames and %.3g energy in 2 s", frames, energy)
 	}
 }

@@ -144,8 +144,8 @@ type CameraFinder interface {
 type Media struct {
 	// Camera is captured by sending peers; nil sends no video.
 	Camera hal.Camera
-	// Cameras finds a camera again after Camera went away mid-call; nil
-	// leaves video on the "camera unavailable" card until the call ends.
+	// Cameras finds a camera again after Camera went away mid-call; with
+	// nil, Camera itself is tried again.
 	Cameras CameraFinder
 	// Microphone is captured by sending peers; nil sends no audio.
 	Microphone hal.Microphone

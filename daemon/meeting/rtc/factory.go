@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
@@ -41,7 +42,25 @@ type Factory struct {
 
 	mu         sync.Mutex
 	estimators map[string]*estimator // by peer connection ID, until NewPeer takes it
+
+	// micMuted and cameraOff are the room's privacy switches for this
+	// meeting, read by every sending peer's capture loop.
+	micMuted, cameraOff atomic.Bool
 }
+
+// SetMicrophoneMuted mutes or unmutes the room: while muted, sending peers
+// send silence (the microphone stays open, so unmuting is instant).
+func (f *Factory) SetMicrophoneMuted(muted bool) { f.micMuted.Store(muted) }
+
+// SetCameraOff turns the camera off or on: while off, sending peers close
+// the camera (its light goes out) and send the "camera off" card instead.
+func (f *Factory) SetCameraOff(off bool) { f.cameraOff.Store(off) }
+
+// MicrophoneMuted and CameraOff report the switches.
+func (f *Factory) MicrophoneMuted() bool { return f.micMuted.Load() }
+
+// CameraOff reports whether the camera is switched off.
+func (f *Factory) CameraOff() bool { return f.cameraOff.Load() }
 
 var _ meeting.PeerFactory = (*Factory)(nil)
 

@@ -3,7 +3,8 @@ package rtc
 import "github.com/atriumroom/atrium/hal"
 
 // The "camera unavailable" card is what the far end sees while the room's
-// camera is gone (unplugged, or failed). Sending a picture rather than
+// camera is gone (unplugged, or failed); the "camera off" card while people
+// in the room switched it off. Sending a picture rather than
 // nothing keeps the stream, its SSRC and the far end's layout in place, so
 // video resumes without renegotiation, and tells people why the picture
 // froze.
@@ -17,6 +18,8 @@ const placeholderFPS = 5
 var glyphs = map[rune][7]byte{
 	'A': {0x0e, 0x11, 0x11, 0x1f, 0x11, 0x11, 0x11},
 	'B': {0x1e, 0x11, 0x11, 0x1e, 0x11, 0x11, 0x1e},
+	'F': {0x1f, 0x10, 0x10, 0x1e, 0x10, 0x10, 0x10},
+	'O': {0x0e, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0e},
 	'C': {0x0e, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0e},
 	'E': {0x1f, 0x10, 0x10, 0x1e, 0x10, 0x10, 0x1f},
 	'I': {0x0e, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0e},
@@ -29,11 +32,15 @@ var glyphs = map[rune][7]byte{
 	' ': {},
 }
 
-const placeholderText = "CAMERA UNAVAILABLE"
+// The cards' texts; every letter must be in glyphs.
+const (
+	cardUnavailable = "CAMERA UNAVAILABLE"
+	cardOff         = "CAMERA OFF"
+)
 
-// placeholderFrame renders the card as I420 at w×h (even sizes; odd ones are
+// placeholderFrame renders a card as I420 at w×h (even sizes; odd ones are
 // rounded down for chroma as everywhere else in the HAL).
-func placeholderFrame(w, h int) hal.VideoFrame {
+func placeholderFrame(w, h int, text string) hal.VideoFrame {
 	cw, ch := w/2, h/2
 	data := make([]byte, w*h+2*cw*ch)
 	yp, up, vp := data[:w*h], data[w*h:w*h+cw*ch], data[w*h+cw*ch:]
@@ -43,10 +50,11 @@ func placeholderFrame(w, h int) hal.VideoFrame {
 
 	// The text spans about 70% of the width, centred a little below the
 	// middle; a struck-through frame (the "camera") sits above it.
-	cell := max(1, w*7/10/(len(placeholderText)*6))
-	textW := len(placeholderText) * 6 * cell
+	// Cells are sized for the longer text, so both cards look alike.
+	cell := max(1, w*7/10/(len(cardUnavailable)*6))
+	textW := len(text) * 6 * cell
 	x0, y0 := (w-textW)/2, h/2+cell*2
-	for i, r := range placeholderText {
+	for i, r := range text {
 		g := glyphs[r]
 		for row := range 7 {
 			for col := range 5 {

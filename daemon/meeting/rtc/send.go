@@ -247,6 +247,7 @@ func (s *videoSender) run(ctx context.Context) {
 		lastKept, lastForced time.Time
 		lastLook             time.Time
 		card                 hal.VideoFrame
+		cardText             string
 		tick                 *time.Ticker
 	)
 	defer func() {
@@ -256,6 +257,15 @@ func (s *videoSender) run(ctx context.Context) {
 	}()
 	for {
 		var frame hal.VideoFrame
+		off := s.p.f.cameraOff.Load()
+		if off && stream != nil {
+			// Switched off: close the camera so its light goes out.
+			if err := stream.Close(); err != nil {
+				s.p.log.Debug("close camera stream", "err", err)
+			}
+			stream, haveSeq = nil, false
+			lastLook = time.Time{}
+		}
 		if stream != nil {
 			frame, err = stream.ReadFrame(ctx)
 			if err != nil {
@@ -297,7 +307,7 @@ func (s *videoSender) run(ctx context.Context) {
 				return
 			case <-tick.C:
 			}
-			if now := s.p.now(); now.Sub(lastLook) >= cameraRetry {
+			if now := s.p.now(); !off && now.Sub(lastLook) >= cameraRetry {
 				lastLook = now
 				if st, m, ok := s.reopenCamera(ctx, mode); ok {
 					tick.Stop()
@@ -321,8 +331,12 @@ func (s *videoSender) run(ctx context.Context) {
 					continue
 				}
 			}
-			if card.Width != mode.Width || card.Height != mode.Height {
-				card = placeholderFrame(mode.Width, mode.Height)
+			text := cardUnavailable
+			if off {
+				text = cardOff
+			}
+			if card.Width != mode.Width || card.Height != mode.Height || cardText != text {
+				card, cardText = placeholderFrame(mode.Width, mode.Height, text), text
 			}
 			frame = card
 			frame.CapturedAt = s.p.now()
@@ -380,18 +394,19 @@ func (s *videoSender) cameraLost(err error) {
 	s.p.log.Warn("camera lost; sending the camera-unavailable card until it is back", "camera", id, "err", err)
 }
 
-// reopenCamera asks the finder for a camera and opens it in the mode
-// closest to the configured one. Any failure just means "not yet".
+// reopenCamera asks the finder for a camera (without one, it tries the
+// first camera again) and opens it in the mode closest to the configured
+// one. Any failure just means "not yet".
 func (s *videoSender) reopenCamera(ctx context.Context, prev hal.VideoMode) (hal.VideoStream, hal.VideoMode, bool) {
-	if s.cameras == nil {
-		return nil, prev, false
-	}
 	s.mu.Lock()
 	lost := s.source
 	s.mu.Unlock()
-	cam, ok := s.cameras.FindCamera(lost)
-	if !ok {
-		return nil, prev, false
+	cam := s.camera
+	if s.cameras != nil {
+		var ok bool
+		if cam, ok = s.cameras.FindCamera(lost); !ok {
+			return nil, prev, false
+		}
 	}
 	cfg := s.p.f.cfg
 	mode, err := chooseVideoMode(cam.Modes(), cfg.Width, cfg.Height, cfg.FPS)
@@ -600,6 +615,9 @@ func (s *audioSender) run(ctx context.Context) {
 		}
 		fill = 0
 		s.framesCaptured.Add(1)
+		if s.p.f.micMuted.Load() {
+			clear(buf) // silence: the far end hears nothing, the stream goes on
+		}
 		level := rfc6464Level(dBov(buf))
 		s.level.Store(int64(level))
 		// Encoders may keep the slice; buf is reused.

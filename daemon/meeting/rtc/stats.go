@@ -116,6 +116,9 @@ type SendStats struct {
 	// while it is gone and the "camera unavailable" card is sent instead.
 	Source     string `json:"source,omitempty"`
 	SourceLost bool   `json:"sourceLost,omitempty"`
+	// Muted is set while the room muted this stream (microphone muted,
+	// camera off).
+	Muted bool `json:"muted,omitempty"`
 
 	PacketsSent uint64 `json:"packetsSent"`
 	BytesSent   uint64 `json:"bytesSent"`
@@ -268,6 +271,7 @@ func (p *Peer) Stats() PeerStats {
 			s.Encoder, s.Hardware, s.Path, s.Fallbacks = path.Device, path.Hardware, string(path.Reason), path.Fallbacks
 		}
 		s.Source, s.SourceLost = v.source.ID, v.sourceLost
+		s.Muted = p.f.cameraOff.Load()
 		s.Width, s.Height, s.FPS = v.mode.Width, v.mode.Height, min(v.mode.FPS, p.f.cfg.FPS)
 		if v.enc != nil {
 			st.Encoder, st.EncoderHardware = s.Encoder, s.Hardware
@@ -280,6 +284,7 @@ func (p *Peer) Stats() PeerStats {
 		s := sendStats(a.track, &a.sendCounters)
 		a.mu.Lock()
 		s.Encoder, s.Stopped = a.encInfo.ID, a.stopped
+		s.Muted = p.f.micMuted.Load()
 		a.mu.Unlock()
 		s.Level = -float64(a.level.Load())
 		st.Audio = s

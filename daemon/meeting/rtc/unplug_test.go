@@ -63,7 +63,7 @@ func TestCameraUnplugSendsCardThenResumes(t *testing.T) {
 	checkLeaks(t)
 	ctx := testContext(t, 30*time.Second)
 	camSim := newSim(t)
-	pics := &pictureLog{card: placeholderFrame(testWidth, testHeight).Data}
+	pics := &pictureLog{card: placeholderFrame(testWidth, testHeight, cardUnavailable).Data}
 	decoding := NewDecodingSink([]hal.VideoDecoderFactory{fakeVideoDecoderFactory{id: "fake:dec"}}, nil,
 		func(_ TrackInfo, pic hal.VideoFrame) { pics.add(pic) })
 	t.Cleanup(func() { _ = decoding.Close() })
@@ -117,13 +117,13 @@ func TestCameraUnplugSendsCardThenResumes(t *testing.T) {
 
 func TestPlaceholderCard(t *testing.T) {
 	for _, sz := range [][2]int{{1280, 720}, {64, 48}, {2, 2}} {
-		f := placeholderFrame(sz[0], sz[1])
+		f := placeholderFrame(sz[0], sz[1], cardUnavailable)
 		if f.Width != sz[0] || f.Height != sz[1] || f.Format != hal.PixelI420 || len(f.Data) != sz[0]*sz[1]*3/2 {
 			t.Errorf("%dx%d: frame %dx%d %s with %d bytes", sz[0], sz[1], f.Width, f.Height, f.Format, len(f.Data))
 		}
 	}
 	// The text must actually be drawn: bright pixels on the dark ground.
-	f := placeholderFrame(1280, 720)
+	f := placeholderFrame(1280, 720, cardOff)
 	bright := 0
 	for _, y := range f.Data[:1280*720] {
 		if y > 200 {
@@ -132,5 +132,65 @@ func TestPlaceholderCard(t *testing.T) {
 	}
 	if bright < 5000 {
 		t.Errorf("only %d bright pixels on the card", bright)
+	}
+}
+
+// TestMuteAndCameraOff: the room's privacy switches. Muted, the far end
+// hears silence; camera off, it sees the camera-off card; both come back.
+func TestMuteAndCameraOff(t *testing.T) {
+	checkLeaks(t)
+	ctx := testContext(t, 30*time.Second)
+	camSim := newSim(t)
+	pics := &pictureLog{card: placeholderFrame(testWidth, testHeight, cardOff).Data}
+	decoding := NewDecodingSink([]hal.VideoDecoderFactory{fakeVideoDecoderFactory{id: "fake:dec"}}, nil,
+		func(_ TrackInfo, pic hal.VideoFrame) { pics.add(pic) })
+	t.Cleanup(func() { _ = decoding.Close() })
+	c := newCall(t, testConfig(), testConfig(),
+		Media{
+			Camera:        camSim.Camera(),
+			Microphone:    camSim.Microphone(),
+			VideoEncoders: []hal.VideoEncoderFactory{&fakeVideoEncoderFactory{id: "fake:vp8", codecs: []hal.Codec{hal.CodecVP8}}},
+			AudioEncoders: []hal.AudioEncoderFactory{fakeAudioEncoderFactory{id: "fake:opus"}},
+		},
+		Media{
+			VideoSinks:    []VideoSink{decoding},
+			AudioDecoders: []hal.AudioDecoderFactory{fakeAudioDecoderFactory{id: "fake:opus-dec"}},
+		})
+	send := newTestPeer(t, ctx, c.send, meeting.RoleSend, "publisher")
+	recv := newTestPeer(t, ctx, c.recv, meeting.RoleReceive, "subscriber")
+	connect(t, ctx, send, recv)
+	remoteLevel := func() float64 {
+		for _, tr := range recv.Stats().Tracks {
+			if tr.Kind == "audio" {
+				return tr.AudioLevel
+			}
+		}
+		return SilenceDBov
+	}
+	waitFor(t, ctx, "live video and audible tone", func() bool {
+		_, k := pics.since(0)
+		return k["live"] >= 5 && remoteLevel() > -40
+	})
+
+	c.send.SetMicrophoneMuted(true)
+	c.send.SetCameraOff(true)
+	mark, _ := pics.since(0)
+	waitFor(t, ctx, "silence and the camera-off card", func() bool {
+		_, k := pics.since(mark)
+		return k["card"] >= 3 && remoteLevel() <= SilenceDBov+1
+	})
+	if st := send.Stats(); !st.Video.Muted || !st.Audio.Muted || st.Video.SourceLost {
+		t.Errorf("stats while muted: video %+v audio %+v", st.Video, st.Audio)
+	}
+
+	c.send.SetMicrophoneMuted(false)
+	c.send.SetCameraOff(false)
+	mark, _ = pics.since(0)
+	waitFor(t, ctx, "live video and the tone again", func() bool {
+		_, k := pics.since(mark)
+		return k["live"] >= 5 && remoteLevel() > -40
+	})
+	if st := send.Stats(); st.Video.Muted || st.Audio.Muted {
+		t.Errorf("stats after unmuting: video muted %v, audio muted %v", st.Video.Muted, st.Audio.Muted)
 	}
 }
