@@ -1,12 +1,19 @@
 // Package ui is the kiosk web UI that roomd serves to the room's TV or touch
 // panel: the home screen with the room name, a clock, the devices, the
-// meeting state and a form to join a meeting.
+// meeting state and a form to join a meeting; and, while the room is in a
+// meeting, the in-call screen (web/call.js): the far end's video in a grid
+// or speaker view, names, the participant list, a connection-quality
+// indicator, a stats panel and Leave.
 //
 // The page is plain HTML, CSS and JavaScript embedded in the binary, with no
 // build step, so the UI a room shows is always the one its roomd shipped
 // with. It talks to roomd only through the same-origin API in package apiv1:
-// it reads GET /api/v1/events and posts to /api/v1/meeting/*. Handler serves
-// the assets; the daemon mounts the API beside it.
+// it reads GET /api/v1/events, posts to /api/v1/meeting/*, and during a
+// meeting reads the remote video, still encoded, from the WebSocket
+// GET /api/v1/media/video (package daemon/videofeed documents the protocol)
+// and decodes it with WebCodecs' VideoDecoder, since the kiosk's WebKitGTK
+// has no RTCPeerConnection. Handler serves the assets; the daemon mounts the
+// API beside it.
 package ui
 
 import (
@@ -26,7 +33,8 @@ import (
 var web embed.FS
 
 // contentSecurityPolicy allows only same-origin scripts, styles, images and
-// connections: the kiosk runs unattended on a shared screen, so a URL pasted
+// connections (CSP Level 3 lets 'self' in connect-src match the same host's
+// ws: URL, which the video feed uses): the kiosk runs unattended on a shared screen, so a URL pasted
 // into the join box, or anything it echoes back, must never be able to run
 // code or send the room's data elsewhere. It is also why index.html has no
 // inline script or style.

@@ -74,7 +74,11 @@ func TestIndex(t *testing.T) {
 		}
 		checkSecurityHeaders(t, path, resp)
 		b := body(t, resp)
-		for _, id := range []string{"room-name", "clock", "meeting-state", "join-url", "join-button", "leave-button", "join-error", "devices", "connection"} {
+		for _, id := range []string{"room-name", "clock", "meeting-state", "join-url", "join-button", "leave-button", "join-error", "devices", "connection",
+			// The in-call screen (call.js looks them up by id).
+			"call", "call-stage", "tiles", "call-empty", "call-banner", "participants-panel", "participant-list",
+			"stats-panel", "stats-body", "quality", "quality-text", "pager", "page-prev", "page-next", "page-label",
+			"layout-button", "participants-button", "participant-count", "stats-button", "call-leave-button"} {
 			if !strings.Contains(b, `id="`+id+`"`) {
 				t.Errorf("GET %s: no element with id %q", path, id)
 			}
@@ -86,6 +90,7 @@ func TestAssetTypes(t *testing.T) {
 	h := ui.Handler()
 	for path, want := range map[string]string{
 		"/app.js":    "text/javascript; charset=utf-8",
+		"/call.js":   "text/javascript; charset=utf-8",
 		"/style.css": "text/css; charset=utf-8",
 		"/icon.svg":  "image/svg+xml",
 	} {
@@ -198,6 +203,36 @@ func TestNoInlineCode(t *testing.T) {
 		resp := get(t, h, http.MethodGet, "/"+strings.TrimPrefix(ref, "/"), nil)
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("index.html refers to %q, which answers %d", ref, resp.StatusCode)
+		}
+	}
+}
+
+var (
+	idLookup     = regexp.MustCompile(`\$\("([^"]+)"\)`)
+	moduleImport = regexp.MustCompile(`(?m)^import .* from "\./([^"]+)";`)
+)
+
+// TestScriptsMatchPage checks that every element the scripts look up by a
+// literal id exists in index.html, and that every module they import is
+// served: a missing one is a null or a failed import only on the device.
+func TestScriptsMatchPage(t *testing.T) {
+	h := ui.Handler()
+	page := body(t, get(t, h, http.MethodGet, "/", nil))
+	for _, script := range []string{"/app.js", "/call.js"} {
+		src := body(t, get(t, h, http.MethodGet, script, nil))
+		ids := idLookup.FindAllStringSubmatch(src, -1)
+		if len(ids) == 0 {
+			t.Errorf("%s looks up no element by id: the pattern is out of date", script)
+		}
+		for _, m := range ids {
+			if !strings.Contains(page, `id="`+m[1]+`"`) {
+				t.Errorf("%s looks up #%s, which index.html lacks", script, m[1])
+			}
+		}
+		for _, m := range moduleImport.FindAllStringSubmatch(src, -1) {
+			if resp := get(t, h, http.MethodGet, "/"+m[1], nil); resp.StatusCode != http.StatusOK {
+				t.Errorf("%s imports %s, which answers %d", script, m[1], resp.StatusCode)
+			}
 		}
 	}
 }

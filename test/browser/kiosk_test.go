@@ -151,7 +151,13 @@ const text = (sel) => el(sel).textContent.replace(/\s+/g, " ").trim();
 // browserTimeout.
 func startKiosk(t *testing.T) *kiosk {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), browserTimeout)
+	return startKioskFor(t, browserTimeout)
+}
+
+// startKioskFor is startKiosk bounded by timeout instead.
+func startKioskFor(t *testing.T, timeout time.Duration) *kiosk {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel) // after the browser has closed: cleanups run last-in first-out
 	b := chromium.Start(t, chromium.Options{
 		Name:   "kiosk",

@@ -4,8 +4,11 @@
 // (GET /api/v1/events): its first event on every connection is the full
 // status, so a reconnect needs no separate fetch and cannot miss a change.
 // The only requests the page makes itself are the meeting join and leave.
-// All script lives here because the Content-Security-Policy forbids inline
-// script.
+// All script lives here and in the modules it imports, because the
+// Content-Security-Policy forbids inline script. The in-call screen is
+// call.js.
+
+import { CallView } from "./call.js";
 
 const API = "/api/v1";
 
@@ -62,8 +65,10 @@ function main() {
 
   startClock(el);
   const devices = new DeviceList();
-  const meeting = new MeetingView(el);
-  const join = new JoinForm(el, meeting);
+  let join = null;
+  const call = new CallView({ onLeave: (button) => join.leave(button) });
+  const meeting = new MeetingView(el, call);
+  join = new JoinForm(el, meeting);
   const stream = new EventStream({
     onConnection: (state) => showConnection(el, state),
     onStatus: (st) => {
@@ -72,9 +77,11 @@ function main() {
       // "1.2.0" reads better as "v1.2.0"; "dev" or a commit hash do not.
       el.version.textContent = /^\d/.test(st.version || "") ? `v${st.version}` : st.version || "";
       meeting.show(st.meeting);
+      call.showCall(st.call);
       devices.replace(st.devices || []);
     },
     onMeeting: (m) => meeting.show(m),
+    onCall: (c) => call.showCall(c),
     onDevice: (type, d) => devices.apply(type, d),
   });
   stream.connect();
@@ -118,6 +125,7 @@ class EventStream {
     this.source = src;
     src.addEventListener("status", (e) => this.onStatus(e));
     src.addEventListener("meeting.state", (e) => this.dispatch(e, (m) => this.h.onMeeting(m)));
+    src.addEventListener("call.stats", (e) => this.dispatch(e, (c) => this.h.onCall(c)));
     for (const type of ["device.added", "device.removed", "device.changed"]) {
       src.addEventListener(type, (e) => this.dispatch(e, (d) => this.h.onDevice(type, d)));
     }
@@ -252,9 +260,15 @@ class DeviceList {
 
 // ---- meeting ---------------------------------------------------------------
 
+// Meeting states that show the in-call screen: the far end's video is
+// worth the whole screen only once media flows; while joining, the home
+// screen's card says what is going on and offers Leave.
+const CALL_STATES = new Set(["connected", "reconnecting"]);
+
 class MeetingView {
-  constructor(el) {
+  constructor(el, call) {
     this.el = el;
+    this.call = call;
     this.state = null;
   }
 
@@ -288,6 +302,16 @@ class MeetingView {
       if (active && el.form.contains(focused)) el.leave.focus();
       else if (!active && focused === el.leave) el.url.focus();
     }
+
+    const inCall = CALL_STATES.has(m.state);
+    const wasInCall = this.call.active;
+    const callFocused = $("call").contains(document.activeElement);
+    if (inCall) this.call.enter();
+    else this.call.exit();
+    this.call.setReconnecting(m.state === "reconnecting");
+    // The same for the screen swap: focus follows to what is visible.
+    if (inCall && !wasInCall) $("layout-button").focus();
+    else if (!inCall && wasInCall && callFocused) (active ? el.leave : el.url).focus();
   }
 }
 
@@ -327,10 +351,11 @@ class JoinForm {
     await this.request(this.el.join, "meeting/join", { url }, "Could not join the meeting");
   }
 
-  async leave() {
+  // leave is the home screen's Leave button, or the in-call screen's.
+  async leave(button = this.el.leave) {
     if (this.busy) return;
     this.clearError();
-    await this.request(this.el.leave, "meeting/leave", null, "Could not leave the meeting");
+    await this.request(button, "meeting/leave", null, "Could not leave the meeting");
   }
 
   async request(button, path, body, fallbackTitle) {
