@@ -98,6 +98,20 @@ func TestKioskInCall(t *testing.T) {
 	k.do("back to the grid", chromedp.Click(chromedp.CSS("#layout-button")))
 	k.waitFor("the grid view", `el("#call-stage").dataset.layout === "grid" && el(".tile[data-state=playing]").checkVisibility()`)
 
+	// The privacy switches: the page shows what roomd says, and roomd's
+	// call status agrees.
+	k.do("press Mute", chromedp.Click(chromedp.CSS("#mute-button")))
+	k.waitFor("the muted state", `el("#mute-button").getAttribute("aria-pressed") === "true" && el("#muted-badge").checkVisibility() && text("#mute-button") === "Unmute"`)
+	k.do("press Stop camera", chromedp.Click(chromedp.CSS("#camera-button")))
+	k.waitFor("the camera off", `el("#camera-button").getAttribute("aria-pressed") === "true" && text("#camera-button") === "Start camera"`)
+	if st, err := d.Client.Status(ctx); err != nil || st.Call == nil || !st.Call.MicrophoneMuted || !st.Call.CameraOff {
+		k.fatalf("roomd's call status after the kiosk's switches: %+v, %v", st.Call, err)
+	}
+	k.screenshot("kiosk-call-muted.png", 1920, 1080)
+	k.do("press Unmute", chromedp.Click(chromedp.CSS("#mute-button")))
+	k.do("press Start camera", chromedp.Click(chromedp.CSS("#camera-button")))
+	k.waitFor("unmuted, camera on", `el("#mute-button").getAttribute("aria-pressed") === "false" && !el("#muted-badge").checkVisibility() && el("#camera-button").getAttribute("aria-pressed") === "false"`)
+
 	k.do("press Leave", chromedp.Click(chromedp.CSS("#call-leave-button")))
 	k.waitFor("the home screen after leaving", `el("#meeting-state").dataset.state === "left" && !el("#call").checkVisibility() && el("#join-button").checkVisibility()`)
 	if got := k.eval(`document.querySelectorAll(".tile").length`); got != "0" {

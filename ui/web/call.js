@@ -340,6 +340,9 @@ export class CallView {
       pageNext: $("page-next"),
       pageLabel: $("page-label"),
       leave: $("call-leave-button"),
+      mute: $("mute-button"),
+      camera: $("camera-button"),
+      mutedBadge: $("muted-badge"),
     };
     this.tracks = new Map(); // n → track announcement
     this.tiles = new Map(); // n → Tile
@@ -377,6 +380,10 @@ export class CallView {
     el.pagePrev.addEventListener("click", () => this.turnPage(-1));
     el.pageNext.addEventListener("click", () => this.turnPage(1));
     el.leave.addEventListener("click", () => onLeave(el.leave));
+    el.mute.addEventListener("click", () =>
+      this.setMedia({ microphoneMuted: el.mute.getAttribute("aria-pressed") !== "true" }));
+    el.camera.addEventListener("click", () =>
+      this.setMedia({ cameraOff: el.camera.getAttribute("aria-pressed") !== "true" }));
     // The stats panel shows the decoders' frame rates: refresh it while open.
     this.statsTimer = 0;
   }
@@ -406,6 +413,7 @@ export class CallView {
     this.el.quality.dataset.quality = "unknown";
     this.el.qualityText.textContent = "Checking connection…";
     this.el.call.hidden = true;
+    this.showMedia({ microphoneMuted: false, cameraOff: false });
     delete document.body.dataset.view;
   }
 
@@ -416,10 +424,38 @@ export class CallView {
     this.el.banner.textContent = on ? "Connection lost. Reconnecting to the meeting…" : "";
   }
 
+  // setMedia flips the meeting's privacy switches on roomd and shows what
+  // roomd answers (the truth, not what was asked).
+  async setMedia(change) {
+    try {
+      const resp = await fetch("/api/v1/meeting/media", {
+        method: "PUT",
+        headers: { "Content-Type": "application/json", Accept: "application/json, application/problem+json" },
+        body: JSON.stringify(change),
+      });
+      if (!resp.ok) throw new Error(`roomd answered ${resp.status}`);
+      this.showMedia(await resp.json());
+    } catch (err) {
+      this.el.banner.hidden = false;
+      this.el.banner.textContent = `Could not change the microphone or camera: ${err.message}`;
+    }
+  }
+
+  // showMedia shows the switches: from setMedia's answer or the call status.
+  showMedia({ microphoneMuted, cameraOff }) {
+    const el = this.el;
+    el.mute.setAttribute("aria-pressed", String(!!microphoneMuted));
+    el.mute.querySelector(".button-label").textContent = microphoneMuted ? "Unmute" : "Mute";
+    el.mutedBadge.hidden = !microphoneMuted;
+    el.camera.setAttribute("aria-pressed", String(!!cameraOff));
+    el.camera.querySelector(".button-label").textContent = cameraOff ? "Start camera" : "Stop camera";
+  }
+
   // showCall takes the call status (status.call or a call.stats event).
   showCall(call) {
     if (!call) return;
     this.call = call;
+    this.showMedia(call);
     this.pickSpeaker();
     this.showQuality();
     this.render();
