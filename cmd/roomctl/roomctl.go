@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -30,6 +32,11 @@ Commands:
               move a control by STEPS of its step (negative: back),
               stopping at the ends of its range
   level ID    meter a microphone for half a second (dBFS)
+  calendar check FILE|URL
+              the meetings an invite or calendar holds in the next 7 days,
+              as roomd reads them: one JSON object per occurrence (start,
+              end, title, url, provider, joinable, reason); what could not
+              be read goes to stderr
   audio-test [SPEAKER MICROPHONE]
               play a noise burst and measure the echo, without and with
               the echo canceller (not during a meeting)
@@ -117,6 +124,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = a.level(ctx, cmdArgs)
 	case "audio-test":
 		err = a.audioTest(ctx, cmdArgs)
+	case "calendar":
+		err = a.calendar(ctx, cmdArgs)
 	case "join":
 		err = a.join(ctx, cmdArgs)
 	case "leave":
@@ -395,6 +404,70 @@ func (a *app) level(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(a.out, "%s: RMS %.1f dBFS, peak %.1f dBFS over %d ms\n", args[0], l.RMSdBFS, l.PeakdBFS, l.WindowMs)
 	return nil
+}
+
+// maxCalendar bounds what roomctl reads or downloads for a check: the same
+// limit roomd applies.
+const maxCalendar = 8 << 20
+
+func (a *app) calendar(ctx context.Context, args []string) error {
+	if len(args) != 2 || args[0] != "check" {
+		return fmt.Errorf("%w: calendar check FILE|URL", errUsage)
+	}
+	ics, err := readCalendar(ctx, args[1])
+	if err != nil {
+		return err
+	}
+	res, err := a.client.CheckCalendar(ctx, ics)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(a.out)
+	for _, m := range res.Meetings {
+		if err := enc.Encode(m); err != nil {
+			return err
+		}
+	}
+	for _, p := range res.Problems {
+		fmt.Fprintln(a.errOut, "roomctl: skipped:", p)
+	}
+	return nil
+}
+
+// readCalendar reads a file, or downloads an http(s) or webcal URL.
+func readCalendar(ctx context.Context, src string) ([]byte, error) {
+	u, err := url.Parse(src)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "webcal") {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		return data, nil
+	}
+	if u.Scheme == "webcal" {
+		u.Scheme = "https" // webcal is https by convention
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", u.Redacted(), err)
+	}
+	req.Header.Set("Accept", "text/calendar")
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", u.Redacted(), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("download %s: %s", u.Redacted(), resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxCalendar+1))
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", u.Redacted(), err)
+	}
+	if len(data) > maxCalendar {
+		return nil, fmt.Errorf("download %s: more than %d bytes", u.Redacted(), maxCalendar)
+	}
+	return data, nil
 }
 
 func (a *app) audioTest(ctx context.Context, args []string) error {

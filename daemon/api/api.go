@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/atriumroom/atrium/daemon/apiv1"
+	"github.com/atriumroom/atrium/daemon/calendar"
 	"github.com/atriumroom/atrium/daemon/devctl"
 	"github.com/atriumroom/atrium/daemon/meeting"
 	"github.com/atriumroom/atrium/hal"
@@ -43,6 +44,8 @@ type Backend interface {
 	// AudioSelfTest plays a test signal and measures the echo; it refuses
 	// during a meeting (ErrInCall from the daemon is matched by its text).
 	AudioSelfTest(ctx context.Context, req apiv1.AudioTestRequest) (apiv1.AudioTestResult, error)
+	// CheckCalendar reads an iCalendar document as the agenda would.
+	CheckCalendar(ics []byte) (apiv1.CalendarCheck, error)
 	// SetMedia flips the meeting's microphone mute and camera switches; it
 	// fails outside a meeting.
 	SetMedia(change apiv1.MediaChange) (apiv1.MediaState, error)
@@ -123,6 +126,7 @@ var routes = []route{
 	{http.MethodPost, "/devices/{id}/presets/{name}/recall", (*Server).postRecallPreset},
 	{http.MethodDelete, "/devices/{id}/presets/{name}", (*Server).deletePreset},
 	{http.MethodPost, "/audio/self-test", (*Server).postAudioSelfTest},
+	{http.MethodPost, "/calendar/check", (*Server).postCalendarCheck},
 	{http.MethodPost, "/meeting/join", (*Server).postJoin},
 	{http.MethodPost, "/meeting/leave", (*Server).postLeave},
 	{http.MethodPut, "/meeting/media", (*Server).putMedia},
@@ -286,6 +290,30 @@ func (s *Server) postLeave(w http.ResponseWriter, r *http.Request) {
 		s.logger.Warn("leave did not complete cleanly", "err", err)
 	}
 	writeJSON(w, http.StatusOK, m)
+}
+
+// MaxCalendarBytes bounds a calendar sent to POST /calendar/check, as the
+// calendar fetcher bounds a downloaded one.
+const MaxCalendarBytes = calendar.DefaultMaxBytes
+
+func (s *Server) postCalendarCheck(w http.ResponseWriter, r *http.Request) {
+	if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); !strings.EqualFold(strings.TrimSpace(mt), "text/calendar") {
+		s.problem(w, r, http.StatusUnsupportedMediaType, apiv1.ProblemUnsupportedMedia, "Unsupported media type",
+			"send the calendar as text/calendar", "")
+		return
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxCalendarBytes))
+	if err != nil {
+		s.problem(w, r, http.StatusRequestEntityTooLarge, apiv1.ProblemTooLarge, "Calendar too large",
+			fmt.Sprintf("a calendar may be at most %d bytes", MaxCalendarBytes), "")
+		return
+	}
+	res, err := s.backend.CheckCalendar(data)
+	if err != nil {
+		s.problem(w, r, http.StatusUnprocessableEntity, apiv1.ProblemInvalidValue, "Not a calendar", err.Error(), "")
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {

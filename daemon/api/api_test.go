@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/atriumroom/atrium/daemon/apiv1"
+	"github.com/atriumroom/atrium/daemon/calendar"
 	"github.com/atriumroom/atrium/daemon/devctl"
 	"github.com/atriumroom/atrium/daemon/events"
 	"github.com/atriumroom/atrium/daemon/meeting"
@@ -53,6 +54,19 @@ type testBackend struct {
 }
 
 func (b *testBackend) Lookup(id string) (hal.Device, bool) { d, ok := b.devs[id]; return d, ok }
+
+// CheckCalendar parses for real, with a classifier that knows Janus links.
+func (b *testBackend) CheckCalendar(ics []byte) (apiv1.CalendarCheck, error) {
+	cal, err := calendar.Parse(ics, calendar.Options{Location: time.UTC, Classifier: calendar.ClassifierFunc(b.engine.Classify)})
+	if err != nil {
+		return apiv1.CalendarCheck{}, err
+	}
+	out := apiv1.CalendarCheck{Meetings: []apiv1.CalendarMeeting{}, Problems: []string{}}
+	for _, o := range cal.Occurrences(time.Time{}, time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		out.Meetings = append(out.Meetings, apiv1.CalendarMeeting{Start: o.Start, End: o.End, Title: o.Title, URL: o.URL, Joinable: o.Joinable, Reason: o.Reason})
+	}
+	return out, nil
+}
 
 // SetMedia: the test server is never in a call.
 func (b *testBackend) SetMedia(apiv1.MediaChange) (apiv1.MediaState, error) {

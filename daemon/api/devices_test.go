@@ -170,3 +170,24 @@ func TestMediaSwitchesOutsideACall(t *testing.T) {
 		t.Errorf("wrong type: %d %+v", r.status, r.problem)
 	}
 }
+
+func TestCalendarCheck(t *testing.T) {
+	ts, _ := newTestServer(t, AccessLocal, "")
+	const path = "/api/v1/calendar/check"
+	ics := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VEVENT\r\nUID:a@x\r\nDTSTART:20261123T090000Z\r\nDTEND:20261123T093000Z\r\n" +
+		"SUMMARY:Standup\r\nLOCATION:https://acme.zoom.us/j/123\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+	r := call(t, ts, "POST", path, "text/calendar", ics)
+	var res apiv1.CalendarCheck
+	if err := json.Unmarshal([]byte(r.body), &res); r.status != 200 || err != nil || len(res.Meetings) != 1 {
+		t.Fatalf("check: %d %s", r.status, r.body)
+	}
+	if m := res.Meetings[0]; m.Title != "Standup" || m.Joinable || !strings.Contains(m.Reason, "Zoom") {
+		t.Errorf("meeting %+v", m)
+	}
+	if r := call(t, ts, "POST", path, "text/calendar", "hello"); r.status != 422 {
+		t.Errorf("not a calendar: %d %s", r.status, r.body)
+	}
+	if r := call(t, ts, "POST", path, "application/json", "{}"); r.status != 415 {
+		t.Errorf("JSON body: %d %s", r.status, r.body)
+	}
+}

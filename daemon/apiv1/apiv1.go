@@ -295,6 +295,32 @@ type AudioTestResult struct {
 	ImprovementDB float64       `json:"improvementDb,omitempty"`
 }
 
+// CalendarCheck is the answer of POST /calendar/check: the meetings an
+// iCalendar document holds in the next 7 days, one per occurrence, and what
+// roomd could not read in it (each problem names its line and property).
+type CalendarCheck struct {
+	Meetings []CalendarMeeting `json:"meetings"`
+	Problems []string          `json:"problems"`
+}
+
+// CalendarMeeting is one occurrence of a meeting.
+type CalendarMeeting struct {
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	AllDay bool      `json:"allDay,omitempty"`
+	Title  string    `json:"title"`
+	// URL is the meeting link the room would use, if there is one;
+	// Provider the meeting provider that joins it, or the closed service's
+	// name. Reason says why Joinable is false ("Zoom meetings cannot be
+	// joined natively yet", "no meeting link", "cancelled").
+	URL       string `json:"url,omitempty"`
+	Provider  string `json:"provider,omitempty"`
+	Joinable  bool   `json:"joinable"`
+	Reason    string `json:"reason,omitempty"`
+	Private   bool   `json:"private,omitempty"`
+	Cancelled bool   `json:"cancelled,omitempty"`
+}
+
 // PresetList is the answer of GET /devices/{id}/presets, sorted by name.
 type PresetList struct {
 	Presets []Preset `json:"presets"`

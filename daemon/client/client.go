@@ -84,6 +84,18 @@ func (c *Client) Level(ctx context.Context, id string, window time.Duration) (ap
 	return l, c.do(ctx, http.MethodGet, path, nil, &l)
 }
 
+// rawBody is a request body sent as is, not as JSON.
+type rawBody struct {
+	data        []byte
+	contentType string
+}
+
+// CheckCalendar calls POST /calendar/check with an iCalendar document.
+func (c *Client) CheckCalendar(ctx context.Context, ics []byte) (apiv1.CalendarCheck, error) {
+	var r apiv1.CalendarCheck
+	return r, c.do(ctx, http.MethodPost, "/calendar/check", rawBody{data: ics, contentType: "text/calendar"}, &r)
+}
+
 // SetMedia calls PUT /meeting/media.
 func (c *Client) SetMedia(ctx context.Context, change apiv1.MediaChange) (apiv1.MediaState, error) {
 	var st apiv1.MediaState
@@ -186,19 +198,24 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 // send performs a request and turns any non-2xx answer into *apiv1.Problem.
 func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+	ctype := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case rawBody:
+		rd, ctype = bytes.NewReader(b.data), b.contentType
+	default:
+		data, err := json.Marshal(body)
 		if err != nil {
 			return nil, fmt.Errorf("%s %s: encode request: %w", method, path, err)
 		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(data)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+apiv1.BasePath+path, rd)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", ctype)
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)

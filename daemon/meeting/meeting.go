@@ -117,6 +117,26 @@ func ParseURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
+// Classify says what the engine would do with a meeting link, without
+// joining: the provider that joins it, or, for a closed service's link, the
+// service's name and why the room cannot join it. Links that are neither
+// (a document, a map) get an empty provider: they are not meetings.
+func (e *Engine) Classify(raw string) (provider string, joinable bool, reason string) {
+	u, err := ParseURL(raw)
+	if err != nil {
+		return "", false, ""
+	}
+	for _, p := range e.providers {
+		if p.Match(u) {
+			return p.Name(), true, ""
+		}
+	}
+	if name, ok := ClosedService(u); ok {
+		return name, false, name + " meetings cannot be joined natively yet"
+	}
+	return "", false, ""
+}
+
 // Join leaves any current meeting and joins the one at raw. It returns the
 // resulting state; ErrInvalidURL and ErrNoProvider leave the state untouched.
 func (e *Engine) Join(ctx context.Context, raw string) (apiv1.Meeting, error) {

@@ -757,3 +757,22 @@ func TestCheckPort(t *testing.T) {
 		}
 	}
 }
+
+func TestClassify(t *testing.T) {
+	e := NewEngine(slog.New(slog.DiscardHandler), time.Now, nil, &fakeProvider{name: "janus", scheme: "janus+wss"})
+	for _, c := range []struct {
+		url, provider string
+		joinable      bool
+		reason        string
+	}{
+		{"janus+wss://meet.example.com/?room=1", "janus", true, ""},
+		{"https://acme.zoom.us/j/123", "Zoom", false, "Zoom meetings cannot be joined natively yet"},
+		{"https://docs.example.com/agenda", "", false, ""},
+		{"not a url", "", false, ""},
+	} {
+		p, j, r := e.Classify(c.url)
+		if p != c.provider || j != c.joinable || r != c.reason {
+			t.Errorf("Classify(%q) = %q, %v, %q; want %q, %v, %q", c.url, p, j, r, c.provider, c.joinable, c.reason)
+		}
+	}
+}
