@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/atriumroom/atrium/daemon/agenda"
 	"github.com/atriumroom/atrium/daemon/api"
 	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/daemon/config"
@@ -75,6 +76,7 @@ type System struct {
 	Select   *devsel.Selector
 	Settings *devctl.Controller // control changes and camera presets
 	Audio    *selftest.Tester   // the audio self-test
+	Agenda   *agenda.Agenda     // the room's calendar, for the home screen
 	// Encoders and Decoders choose hardware or software codecs per stream
 	// and fall back mid-call; newPeers gives them the registry's codecs.
 	Encoders *codecsel.Encoders
@@ -164,6 +166,9 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 		return nil, err
 	}
 	s.Meeting = meeting.NewEngine(deps.Logger.With("subsystem", "meeting"), deps.Now, s.meetingChanged, providers...)
+	if s.Agenda, err = s.newAgenda(cfg.Calendar); err != nil {
+		return nil, err
+	}
 
 	var token string
 	if cfg.API.TokenFile != "" {
@@ -200,6 +205,10 @@ func (s *System) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	g.Go(func() error { return s.HAL.Run(gctx) })
 	g.Go(func() error { return s.Meeting.Run(gctx) })
+	g.Go(func() error { return s.Agenda.Run(gctx) })
+	if s.Config.Calendar.AutoJoin {
+		g.Go(func() error { s.autoJoin(gctx); return nil })
+	}
 	g.Go(func() error {
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/atriumroom/atrium/daemon/agenda"
 	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/daemon/calendar"
 	"github.com/atriumroom/atrium/daemon/devctl"
@@ -44,6 +45,10 @@ type Backend interface {
 	// AudioSelfTest plays a test signal and measures the echo; it refuses
 	// during a meeting (ErrInCall from the daemon is matched by its text).
 	AudioSelfTest(ctx context.Context, req apiv1.AudioTestRequest) (apiv1.AudioTestResult, error)
+	// Calendar is the agenda; JoinFromCalendar joins one of its meetings
+	// (agenda.ErrNoMeeting, agenda.ErrNotNow when it cannot).
+	Calendar() apiv1.Agenda
+	JoinFromCalendar(ctx context.Context, id string) (apiv1.Meeting, error)
 	// CheckCalendar reads an iCalendar document as the agenda would.
 	CheckCalendar(ics []byte) (apiv1.CalendarCheck, error)
 	// SetMedia flips the meeting's microphone mute and camera switches; it
@@ -126,6 +131,8 @@ var routes = []route{
 	{http.MethodPost, "/devices/{id}/presets/{name}/recall", (*Server).postRecallPreset},
 	{http.MethodDelete, "/devices/{id}/presets/{name}", (*Server).deletePreset},
 	{http.MethodPost, "/audio/self-test", (*Server).postAudioSelfTest},
+	{http.MethodGet, "/calendar", (*Server).getCalendar},
+	{http.MethodPost, "/calendar/join", (*Server).postCalendarJoin},
 	{http.MethodPost, "/calendar/check", (*Server).postCalendarCheck},
 	{http.MethodPost, "/meeting/join", (*Server).postJoin},
 	{http.MethodPost, "/meeting/leave", (*Server).postLeave},
@@ -290,6 +297,31 @@ func (s *Server) postLeave(w http.ResponseWriter, r *http.Request) {
 		s.logger.Warn("leave did not complete cleanly", "err", err)
 	}
 	writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Server) getCalendar(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.backend.Calendar())
+}
+
+func (s *Server) postCalendarJoin(w http.ResponseWriter, r *http.Request) {
+	var req apiv1.CalendarJoinRequest
+	if !s.decode(w, r, &req, true) {
+		return
+	}
+	m, err := s.backend.JoinFromCalendar(r.Context(), req.ID)
+	switch {
+	case errors.Is(err, agenda.ErrNoMeeting):
+		s.problem(w, r, http.StatusNotFound, apiv1.ProblemNotFound, "No such meeting", err.Error(), "id")
+	case errors.Is(err, agenda.ErrNotNow):
+		s.problem(w, r, http.StatusConflict, apiv1.ProblemUnavailable, "Not now", err.Error(), "id")
+	case errors.Is(err, meeting.ErrInvalidURL), errors.Is(err, meeting.ErrNoProvider):
+		s.problem(w, r, http.StatusUnprocessableEntity, apiv1.ProblemNoProvider, "Cannot join this meeting", err.Error(), "id")
+	case err != nil:
+		s.logger.Warn("join from the calendar failed", "err", err)
+		s.problem(w, r, http.StatusBadGateway, apiv1.ProblemUnavailable, "Could not join the meeting", err.Error(), "")
+	default:
+		writeJSON(w, http.StatusOK, m)
+	}
 }
 
 // MaxCalendarBytes bounds a calendar sent to POST /calendar/check, as the

@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/atriumroom/atrium/daemon/agenda"
 	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/daemon/calendar"
 	"github.com/atriumroom/atrium/daemon/devctl"
@@ -51,9 +52,20 @@ type testBackend struct {
 	devs     map[string]hal.Device // what Lookup and the Controller see
 	simDevs  *sim.Driver
 	audioErr error
+	agenda   *agenda.Agenda
 }
 
 func (b *testBackend) Lookup(id string) (hal.Device, bool) { d, ok := b.devs[id]; return d, ok }
+
+// Calendar and JoinFromCalendar: an agenda over a real calendar file.
+func (b *testBackend) Calendar() apiv1.Agenda { return b.agenda.Agenda() }
+func (b *testBackend) JoinFromCalendar(ctx context.Context, id string) (apiv1.Meeting, error) {
+	link, err := b.agenda.Join(id)
+	if err != nil {
+		return b.engine.State(), err
+	}
+	return b.engine.Join(ctx, link)
+}
 
 // CheckCalendar parses for real, with a classifier that knows Janus links.
 func (b *testBackend) CheckCalendar(ics []byte) (apiv1.CalendarCheck, error) {
@@ -110,6 +122,8 @@ func newTestServer(t *testing.T, access Access, token string) (*httptest.Server,
 		t.Fatal(err)
 	}
 	b.Controller = devctl.New(b, store, logger)
+	b.agenda = agenda.New(agenda.Config{Logger: logger,
+		Classifier: calendar.ClassifierFunc(func(u string) (string, bool, string) { return b.engine.Classify(u) })})
 	b.engine = meeting.NewEngine(logger, time.Now, func(m apiv1.Meeting) { _ = bus.Publish(apiv1.EventMeetingState, m) })
 	ui := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ui:"+r.URL.Path) })
 	ts := httptest.NewServer(New(logger, b, Mounts{UI: ui}, token).Handler(access))

@@ -295,6 +295,46 @@ type AudioTestResult struct {
 	ImprovementDB float64       `json:"improvementDb,omitempty"`
 }
 
+// Agenda is the answer of GET /calendar and the data of calendar.changed
+// events: the room's meetings of the next 7 days, meetings under way
+// included, sorted by start. Meeting links are never shown (they may hold
+// passcodes): a Join button sends the meeting's ID to POST /calendar/join.
+type Agenda struct {
+	// Configured is false when the room has no calendar.
+	Configured bool `json:"configured"`
+	// Source names the calendar (its URL without credentials or query).
+	Source string `json:"source,omitempty"`
+	// UpdatedAt is when the copy shown was fetched; Stale says the last
+	// refresh failed (Error says why) and the last good copy is shown.
+	UpdatedAt time.Time       `json:"updatedAt,omitzero"`
+	Stale     bool            `json:"stale"`
+	Error     string          `json:"error,omitempty"`
+	Meetings  []AgendaMeeting `json:"meetings"`
+}
+
+// AgendaMeeting is one meeting of the agenda.
+type AgendaMeeting struct {
+	ID     string    `json:"id"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"`
+	AllDay bool      `json:"allDay,omitempty"`
+	Title  string    `json:"title"`
+	// Provider joins it (or names the closed service); Reason says why the
+	// room cannot join it when Joinable is false.
+	Provider  string `json:"provider,omitempty"`
+	Joinable  bool   `json:"joinable"`
+	Reason    string `json:"reason,omitempty"`
+	Private   bool   `json:"private,omitempty"`
+	Cancelled bool   `json:"cancelled,omitempty"`
+	// JoinFrom is when the Join button appears: 5 minutes before Start.
+	JoinFrom time.Time `json:"joinFrom"`
+}
+
+// CalendarJoinRequest is the body of POST /calendar/join.
+type CalendarJoinRequest struct {
+	ID string `json:"id"`
+}
+
 // CalendarCheck is the answer of POST /calendar/check: the meetings an
 // iCalendar document holds in the next 7 days, one per occurrence, and what
 // roomd could not read in it (each problem names its line and property).
@@ -336,7 +376,7 @@ type EventType string
 
 // Event types. Data holds, per type: status → Status; meeting.state → Meeting;
 // device.added, device.removed, device.changed → Device; call.stats → Call,
-// every few seconds while in a meeting.
+// every few seconds while in a meeting; calendar.changed → Agenda.
 const (
 	EventStatus        EventType = "status"
 	EventMeetingState  EventType = "meeting.state"
@@ -344,6 +384,8 @@ const (
 	EventDeviceRemoved EventType = "device.removed"
 	EventDeviceChanged EventType = "device.changed"
 	EventCallStats     EventType = "call.stats"
+	// EventCalendarChanged carries the Agenda after the calendar changed.
+	EventCalendarChanged EventType = "calendar.changed"
 )
 
 // Event is one message of GET /events, sent as a server-sent event whose

@@ -27,12 +27,26 @@ const DefaultPath = "/etc/atrium/roomd.toml"
 
 // Config is roomd's whole configuration.
 type Config struct {
-	Room    Room    `toml:"room"`
-	Daemon  Daemon  `toml:"daemon"`
-	API     API     `toml:"api"`
-	Log     Log     `toml:"log"`
-	HAL     HAL     `toml:"hal"`
-	Meeting Meeting `toml:"meeting"`
+	Room     Room     `toml:"room"`
+	Daemon   Daemon   `toml:"daemon"`
+	API      API      `toml:"api"`
+	Log      Log      `toml:"log"`
+	HAL      HAL      `toml:"hal"`
+	Meeting  Meeting  `toml:"meeting"`
+	Calendar Calendar `toml:"calendar"`
+}
+
+// Calendar configures the room's agenda.
+type Calendar struct {
+	URL          string   `toml:"url"`
+	CalDAV       bool     `toml:"caldav"`
+	Username     string   `toml:"username"`
+	PasswordFile string   `toml:"password_file"`
+	TokenFile    string   `toml:"token_file"`
+	File         string   `toml:"file"`
+	Refresh      Duration `toml:"refresh"`
+	Timezone     string   `toml:"timezone"`
+	AutoJoin     bool     `toml:"auto_join"`
 }
 
 // Room describes the room itself.
@@ -162,6 +176,7 @@ func Default() *Config {
 			MaxVideoBitrate: 1_500_000,
 			AudioBitrate:    32_000,
 		},
+		Calendar: Calendar{Refresh: Duration{5 * time.Minute}},
 	}
 }
 
@@ -291,6 +306,32 @@ func (c *Config) validate() []fieldError {
 	for _, pin := range []struct{ key, id string }{{"hal.camera", c.HAL.Camera}, {"hal.microphone", c.HAL.Microphone}, {"hal.speaker", c.HAL.Speaker}} {
 		if key, id := pin.key, pin.id; len(id) > 256 || strings.ContainsFunc(id, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) {
 			bad(key, "must be a device ID as `roomctl devices` lists it (printable, no spaces, at most 256 bytes); got %q", id)
+		}
+	}
+	cal := c.Calendar
+	if cal.URL != "" && cal.File != "" {
+		bad("calendar.file", "set either calendar.url or calendar.file, not both")
+	}
+	if cal.URL != "" {
+		if u, err := url.Parse(cal.URL); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http" && u.Scheme != "webcal" && u.Scheme != "webcals") {
+			bad("calendar.url", "must be an https, http or webcal URL; got %q", cal.URL)
+		}
+	}
+	if cal.CalDAV && cal.URL == "" {
+		bad("calendar.caldav", "needs calendar.url, the CalDAV collection's URL")
+	}
+	if cal.PasswordFile != "" && cal.Username == "" {
+		bad("calendar.password_file", "needs calendar.username")
+	}
+	if cal.TokenFile != "" && cal.Username != "" {
+		bad("calendar.token_file", "use either a bearer token or a username and password, not both")
+	}
+	if d := cal.Refresh.Duration; d < time.Second || d > 24*time.Hour {
+		bad("calendar.refresh", "must be from 1s to 24h; got %s", cal.Refresh)
+	}
+	if cal.Timezone != "" {
+		if _, err := time.LoadLocation(cal.Timezone); err != nil {
+			bad("calendar.timezone", "must be an IANA time zone such as Europe/Berlin; got %q", cal.Timezone)
 		}
 	}
 	s := c.HAL.Simulated

@@ -107,6 +107,13 @@ username = "room-17"
 credential_file = "/etc/atrium/turn-credential"
 [meeting.janus.domains."meet.example.com"]
 api = "wss://meet.example.com/janus"
+[calendar]
+url = "webcal://cal.example.com/rooms/boardroom.ics"
+username = "boardroom"
+password_file = "/etc/atrium/calendar-password"
+refresh = "10m"
+timezone = "Europe/Berlin"
+auto_join = true
 `
 	cfg, err := Parse("f.toml", []byte(in))
 	if err != nil {
@@ -131,6 +138,8 @@ api = "wss://meet.example.com/janus"
 			}},
 			Janus: Janus{Domains: map[string]JanusDomain{"meet.example.com": {API: "wss://meet.example.com/janus"}}},
 		},
+		Calendar: Calendar{URL: "webcal://cal.example.com/rooms/boardroom.ics", Username: "boardroom",
+			PasswordFile: "/etc/atrium/calendar-password", Refresh: Duration{10 * time.Minute}, Timezone: "Europe/Berlin", AutoJoin: true},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -210,6 +219,8 @@ func TestParseInvalid(t *testing.T) {
 		{"bad level", "[log]\nformat = \"text\"\nlevel = \"verbose\"\n", "log.level", 3, `got "verbose"`},
 		{"bad format", "[log]\nformat = \"xml\"\n", "log.format", 2, `got "xml"`},
 		{"bad simulate", "[hal]\nsimulate = \"sometimes\"\n", "hal.simulate", 2, `got "sometimes"`},
+		{"calendar url and file", "[calendar]\nurl = \"https://c.example/a.ics\"\nfile = \"/tmp/a.ics\"\n", "calendar.file", 3, "not both"},
+		{"calendar zone", "[calendar]\ntimezone = \"Mars/Olympus\"\n", "calendar.timezone", 2, `got "Mars/Olympus"`},
 		{"device id with a space", "[hal]\n\ncamera = \"my camera\"\n", "hal.camera", 3, `got "my camera"`},
 		{"width too small", "[hal.simulated]\ncamera_width = 14\n", "hal.simulated.camera_width", 2, "got 14"},
 		{"width too large", "[hal.simulated]\ncamera_width = 3842\n", "hal.simulated.camera_width", 2, "got 3842"},
