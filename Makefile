@@ -12,6 +12,8 @@ LDFLAGS := -X main.version=$(VERSION)
 ARTIFACTS ?= $(CURDIR)/artifacts
 RUN_DIR := $(CURDIR)/.run
 RUN_PORT ?= 8480
+# Extra atrium-demo flags for make run, e.g. DEMO_FLAGS=-ice-addr=192.168.1.5
+DEMO_FLAGS ?=
 
 .PHONY: all deps build run test unit lint bench clean
 
@@ -24,9 +26,12 @@ build: deps
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
 # Runs roomd with simulated devices in .run/, and the kiosk when a display
-# exists. Ctrl-C stops everything.
+# exists. atrium-demo runs the "Demo meeting" first (Janus on this machine
+# with a simulated guest) and its sample calendar becomes the agenda, unless
+# .run/roomd.toml has a [calendar] of its own; without janus or a network
+# address it is skipped, with the reason. Ctrl-C stops everything.
 run: build
-	@mkdir -p $(RUN_DIR)
+	@mkdir -p $(RUN_DIR)/demo
 	@test -f $(RUN_DIR)/roomd.toml || printf '%s\n' \
 		'# Development configuration written by make run; edit freely.' \
 		'[room]' 'name = "Atrium Demo Room"' \
@@ -34,8 +39,18 @@ run: build
 		'[api]' 'socket = "$(RUN_DIR)/roomd.sock"' 'socket_group = ""' 'listen = ["127.0.0.1:$(RUN_PORT)"]' \
 		'[hal]' 'simulate = "auto"' > $(RUN_DIR)/roomd.toml
 	@set -e; \
-	bin/roomd -config $(RUN_DIR)/roomd.toml & roomd=$$!; \
-	trap 'kill $$roomd $${kiosk:-} 2>/dev/null || true; wait' INT TERM EXIT; \
+	cal=$(RUN_DIR)/demo/calendar.ics; rm -f $$cal; \
+	bin/atrium-demo -dir $(RUN_DIR)/demo $(DEMO_FLAGS) 2>>$(RUN_DIR)/demo/atrium-demo.log & demo=$$!; \
+	trap 'kill $${roomd:-} $${kiosk:-} 2>/dev/null || true; [ -z "$${roomd:-}" ] || wait $$roomd 2>/dev/null; kill $$demo 2>/dev/null || true; wait' INT TERM EXIT; \
+	for i in $$(seq 300); do [ -f $$cal ] && break; kill -0 $$demo 2>/dev/null || break; sleep 0.1; done; \
+	cp $(RUN_DIR)/roomd.toml $(RUN_DIR)/roomd.run.toml; \
+	if [ ! -f $$cal ]; then \
+		echo "No Demo meeting: $$(tail -n 1 $(RUN_DIR)/demo/atrium-demo.log 2>/dev/null)"; \
+	elif grep -q '^\[calendar\]' $(RUN_DIR)/roomd.toml; then \
+		echo "Demo meeting: $$(grep -o 'janus+ws://[^ "]*' $(RUN_DIR)/demo/atrium-demo.log | tail -n 1) (.run/roomd.toml has its own [calendar])"; \
+	else printf '%s\n' '[calendar]' "file = \"$$cal\"" >> $(RUN_DIR)/roomd.run.toml; \
+		echo "Demo meeting in the agenda (calendar $$cal; log $(RUN_DIR)/demo/)"; fi; \
+	bin/roomd -config $(RUN_DIR)/roomd.run.toml & roomd=$$!; \
 	for i in $$(seq 50); do [ -S $(RUN_DIR)/roomd.sock ] && break; kill -0 $$roomd 2>/dev/null || break; sleep 0.1; done; \
 	if ! kill -0 $$roomd 2>/dev/null; then wait $$roomd; exit $$?; fi; \
 	bin/roomctl -socket $(RUN_DIR)/roomd.sock status; \
