@@ -1,14 +1,17 @@
 // Package ui is the kiosk web UI that roomd serves to the room's TV or touch
 // panel: the home screen with the room name, a clock, the devices, the
-// meeting state and a form to join a meeting; and, while the room is in a
-// meeting, the in-call screen (web/call.js): the far end's video in a grid
-// or speaker view, names, the participant list, a connection-quality
-// indicator, a stats panel and Leave.
+// meeting state, the agenda from the room's calendar with a one-touch Join
+// (web/agenda.js) and a form to join a meeting by its link; and, while the
+// room is in a meeting, the in-call screen (web/call.js): the far end's
+// video in a grid or speaker view, names, the participant list, a
+// connection-quality indicator, a stats panel, Leave, and a prompt when the
+// meeting runs past its scheduled end.
 //
 // The page is plain HTML, CSS and JavaScript embedded in the binary, with no
 // build step, so the UI a room shows is always the one its roomd shipped
 // with. It talks to roomd only through the same-origin API in package apiv1:
-// it reads GET /api/v1/events, posts to /api/v1/meeting/*, and during a
+// it reads GET /api/v1/events and GET /api/v1/calendar, posts to
+// /api/v1/meeting/* and /api/v1/calendar/join, and during a
 // meeting reads the remote video, still encoded, from the WebSocket
 // GET /api/v1/media/video (package daemon/videofeed documents the protocol)
 // and decodes it with WebCodecs' VideoDecoder, since the kiosk's WebKitGTK

@@ -78,7 +78,9 @@ func TestIndex(t *testing.T) {
 			// The in-call screen (call.js looks them up by id).
 			"call", "call-stage", "tiles", "call-empty", "call-banner", "participants-panel", "participant-list",
 			"stats-panel", "stats-body", "quality", "quality-text", "pager", "page-prev", "page-next", "page-label",
-			"layout-button", "participants-button", "participant-count", "stats-button", "call-leave-button"} {
+			"layout-button", "participants-button", "participant-count", "stats-button", "call-leave-button",
+			// The agenda and the end-of-meeting prompt (agenda.js).
+			"agenda-section", "agenda", "agenda-note", "agenda-empty", "end-prompt", "end-prompt-text", "end-prompt-stay", "end-prompt-leave"} {
 			if !strings.Contains(b, `id="`+id+`"`) {
 				t.Errorf("GET %s: no element with id %q", path, id)
 			}
@@ -91,6 +93,7 @@ func TestAssetTypes(t *testing.T) {
 	for path, want := range map[string]string{
 		"/app.js":    "text/javascript; charset=utf-8",
 		"/call.js":   "text/javascript; charset=utf-8",
+		"/agenda.js": "text/javascript; charset=utf-8",
 		"/style.css": "text/css; charset=utf-8",
 		"/icon.svg":  "image/svg+xml",
 	} {
@@ -218,7 +221,7 @@ var (
 func TestScriptsMatchPage(t *testing.T) {
 	h := ui.Handler()
 	page := body(t, get(t, h, http.MethodGet, "/", nil))
-	for _, script := range []string{"/app.js", "/call.js"} {
+	for _, script := range []string{"/app.js", "/call.js", "/agenda.js"} {
 		src := body(t, get(t, h, http.MethodGet, script, nil))
 		ids := idLookup.FindAllStringSubmatch(src, -1)
 		if len(ids) == 0 {

@@ -3,11 +3,14 @@
 // Everything the screen shows comes from roomd's event stream
 // (GET /api/v1/events): its first event on every connection is the full
 // status, so a reconnect needs no separate fetch and cannot miss a change.
-// The only requests the page makes itself are the meeting join and leave.
-// All script lives here and in the modules it imports, because the
-// Content-Security-Policy forbids inline script. The in-call screen is
-// call.js.
+// The calendar is the exception: the status does not carry it, so the page
+// reads GET /api/v1/calendar on every connection and then follows
+// calendar.changed events. Otherwise the only requests the page makes itself
+// are the meeting join and leave. All script lives here and in the modules
+// it imports, because the Content-Security-Policy forbids inline script. The
+// in-call screen is call.js, the agenda agenda.js.
 
+import { Agenda, EndPrompt } from "./agenda.js";
 import { CallView } from "./call.js";
 
 const API = "/api/v1";
@@ -69,9 +72,24 @@ function main() {
   const call = new CallView({ onLeave: (button) => join.leave(button) });
   const meeting = new MeetingView(el, call);
   join = new JoinForm(el, meeting);
+  const agenda = new Agenda({
+    onJoin: (button, id) => join.joinCalendar(button, id),
+    meetingActive: () => meeting.active,
+  });
+  const prompt = new EndPrompt({ onLeave: (button) => join.leave(button) });
+  const scheduled = new ScheduledMeeting(agenda, prompt);
+  meeting.onShow = (m) => {
+    scheduled.meetingChanged(m);
+    agenda.evaluate(); // Join is not offered while the room is in a meeting
+  };
+  join.onCalendarJoined = (id) => scheduled.joined(id);
+  agenda.onChange((now) => scheduled.check(now));
   const stream = new EventStream({
     onConnection: (state) => showConnection(el, state),
     onStatus: (st) => {
+      // Every connection starts with a status: read the calendar, which
+      // may have changed while the page was away.
+      agenda.fetch();
       el.room.textContent = st.room || "Atrium";
       document.title = st.room ? `${st.room} — Atrium` : "Atrium";
       // "1.2.0" reads better as "v1.2.0"; "dev" or a commit hash do not.
@@ -83,7 +101,10 @@ function main() {
     onMeeting: (m) => meeting.show(m),
     onCall: (c) => call.showCall(c),
     onDevice: (type, d) => devices.apply(type, d),
+    onCalendar: (cal) => agenda.update(cal),
   });
+  agenda.start();
+  addEventListener("pagehide", () => agenda.stop());
   stream.connect();
   join.listen();
   enableArrowNavigation();
@@ -126,6 +147,7 @@ class EventStream {
     src.addEventListener("status", (e) => this.onStatus(e));
     src.addEventListener("meeting.state", (e) => this.dispatch(e, (m) => this.h.onMeeting(m)));
     src.addEventListener("call.stats", (e) => this.dispatch(e, (c) => this.h.onCall(c)));
+    src.addEventListener("calendar.changed", (e) => this.dispatch(e, (c) => this.h.onCalendar(c)));
     for (const type of ["device.added", "device.removed", "device.changed"]) {
       src.addEventListener(type, (e) => this.dispatch(e, (d) => this.h.onDevice(type, d)));
     }
@@ -270,6 +292,7 @@ class MeetingView {
     this.el = el;
     this.call = call;
     this.state = null;
+    this.onShow = null; // called after every state shown
   }
 
   get active() {
@@ -312,6 +335,74 @@ class MeetingView {
     // The same for the screen swap: focus follows to what is visible.
     if (inCall && !wasInCall) $("layout-button").focus();
     else if (!inCall && wasInCall && callFocused) (active ? el.leave : el.url).focus();
+    if (this.onShow) this.onShow(m);
+  }
+}
+
+// ScheduledMeeting knows which meeting of the agenda the room is in, so that
+// the call screen can say when it was scheduled to end. That is the one the
+// page joined from the agenda, the one roomd names (calendarId, when it
+// joined by itself), or else the one meeting under way that the provider
+// the room is using can join.
+class ScheduledMeeting {
+  constructor(agenda, prompt) {
+    this.agenda = agenda;
+    this.prompt = prompt;
+    this.pendingId = null; // joined from the agenda, not yet connected
+    this.meeting = null; // a copy: roomd drops a meeting from the agenda once over
+    this.state = null;
+    this.provider = "";
+  }
+
+  joined(id) {
+    // A join that already failed or ended leaves nothing to remember.
+    if (!ACTIVE_STATES.has(this.state)) return;
+    this.pendingId = id;
+    this.check(Date.now());
+  }
+
+  meetingChanged(m) {
+    this.state = m.state;
+    this.provider = m.provider || "";
+    if (!ACTIVE_STATES.has(m.state)) {
+      this.pendingId = null;
+      this.meeting = null;
+      this.prompt.dismiss();
+      return;
+    }
+    if (m.calendarId) this.pendingId = m.calendarId;
+    this.check(Date.now());
+  }
+
+  // resolve finds the meeting the room is in, once connected: the page may
+  // have been loaded during the meeting, before it had the agenda.
+  resolve(now) {
+    if (this.meeting && (!this.pendingId || this.meeting.id === this.pendingId)) return;
+    if (this.pendingId) {
+      this.adopt(this.pendingId);
+      return;
+    }
+    const under = this.agenda
+      .current(now)
+      .filter((c) => c.joinable && (!this.provider || c.provider === this.provider));
+    if (under.length === 1) this.adopt(under[0].id);
+  }
+
+  adopt(id) {
+    const m = this.agenda.meeting(id);
+    if (m) this.meeting = { ...m };
+    else if (!this.meeting || this.meeting.id !== id) this.meeting = null;
+  }
+
+  // check runs after every re-evaluation of the agenda.
+  check(now) {
+    if (!CALL_STATES.has(this.state)) return;
+    this.resolve(now);
+    if (!this.meeting) return;
+    // The agenda may have moved the end (the meeting was extended).
+    const fresh = this.agenda.meeting(this.meeting.id);
+    if (fresh) this.meeting = { ...fresh };
+    this.prompt.check(this.meeting, now);
   }
 }
 
@@ -330,6 +421,7 @@ class JoinForm {
     this.el = el;
     this.meeting = meeting;
     this.busy = false;
+    this.onCalendarJoined = null; // called with the id of a meeting joined from the agenda
   }
 
   listen() {
@@ -349,6 +441,14 @@ class JoinForm {
     // problem details say exactly what is wrong.
     const url = this.el.url.value.trim();
     await this.request(this.el.join, "meeting/join", { url }, "Could not join the meeting");
+  }
+
+  // joinCalendar joins a meeting of the agenda: roomd knows its link.
+  async joinCalendar(button, id) {
+    if (this.busy) return;
+    this.clearError();
+    const ok = await this.request(button, "calendar/join", { id }, "Could not join the meeting");
+    if (ok && this.onCalendarJoined) this.onCalendarJoined(id);
   }
 
   // leave is the home screen's Leave button, or the in-call screen's.
@@ -373,16 +473,17 @@ class JoinForm {
         resp = await fetch(`${API}/${path}`, init);
       } catch {
         this.showError(fallbackTitle, "roomd cannot be reached. Check that it is running, then try again.");
-        return;
+        return false;
       }
       if (resp.ok) {
         const m = await resp.json().catch(() => null);
         if (m) this.meeting.show(m);
-        return;
+        return true;
       }
       const p = await readProblem(resp);
       const title = p.title || fallbackTitle;
       this.showError(title, tidyDetail(title, p.detail) || `roomd answered HTTP ${resp.status}.`);
+      return false;
     } finally {
       this.busy = false;
       button.disabled = false;
