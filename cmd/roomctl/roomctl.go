@@ -32,6 +32,9 @@ Commands:
               move a control by STEPS of its step (negative: back),
               stopping at the ends of its range
   level ID    meter a microphone for half a second (dBFS)
+  network-test
+              test the configured STUN and TURN servers over UDP, TCP and
+              TLS and a short bandwidth probe; print the verdict
   calendar check FILE|URL
               the meetings an invite or calendar holds in the next 7 days,
               as roomd reads them: one JSON object per occurrence (start,
@@ -126,6 +129,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = a.audioTest(ctx, cmdArgs)
 	case "calendar":
 		err = a.calendar(ctx, cmdArgs)
+	case "network-test":
+		err = a.networkTest(ctx, cmdArgs)
 	case "join":
 		err = a.join(ctx, cmdArgs)
 	case "leave":
@@ -403,6 +408,34 @@ func (a *app) level(ctx context.Context, args []string) error {
 		return json.NewEncoder(a.out).Encode(l)
 	}
 	fmt.Fprintf(a.out, "%s: RMS %.1f dBFS, peak %.1f dBFS over %d ms\n", args[0], l.RMSdBFS, l.PeakdBFS, l.WindowMs)
+	return nil
+}
+
+func (a *app) networkTest(ctx context.Context, args []string) error {
+	if err := noArgs(args); err != nil {
+		return err
+	}
+	r, err := a.client.NetworkTest(ctx)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return json.NewEncoder(a.out).Encode(r)
+	}
+	fmt.Fprintf(a.out, "%s: %s\n", strings.ToUpper(r.Verdict.Level), r.Verdict.Text)
+	for _, c := range r.Checks {
+		state := fmt.Sprintf("ok, %.0f ms", c.RTTMs)
+		if !c.OK {
+			state = c.Failure
+			if c.Error != "" {
+				state += ": " + c.Error
+			}
+		}
+		fmt.Fprintf(a.out, "  %s %s (%s): %s\n", c.Kind, c.URL, c.Transport, state)
+	}
+	if b := r.Bandwidth; b != nil {
+		fmt.Fprintf(a.out, "  bandwidth through %s: %.0f of %.0f kbit/s, %.1f%% lost\n", b.URL, b.ReceivedKbps, b.TargetKbps, b.LossPercent)
+	}
 	return nil
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/atriumroom/atrium/daemon/calendar"
 	"github.com/atriumroom/atrium/daemon/devctl"
 	"github.com/atriumroom/atrium/daemon/meeting"
+	"github.com/atriumroom/atrium/daemon/nettest"
 	"github.com/atriumroom/atrium/hal"
 )
 
@@ -49,6 +50,10 @@ type Backend interface {
 	// (agenda.ErrNoMeeting, agenda.ErrNotNow when it cannot).
 	Calendar() apiv1.Agenda
 	JoinFromCalendar(ctx context.Context, id string) (apiv1.Meeting, error)
+	// RunNetworkTest tests the configured STUN/TURN servers (refused in a
+	// meeting); LastNetworkTest is the last result (nettest.ErrNoResult).
+	RunNetworkTest(ctx context.Context) (apiv1.NetworkTest, error)
+	LastNetworkTest() (apiv1.NetworkTest, error)
 	// CheckCalendar reads an iCalendar document as the agenda would.
 	CheckCalendar(ics []byte) (apiv1.CalendarCheck, error)
 	// SetMedia flips the meeting's microphone mute and camera switches; it
@@ -131,6 +136,8 @@ var routes = []route{
 	{http.MethodPost, "/devices/{id}/presets/{name}/recall", (*Server).postRecallPreset},
 	{http.MethodDelete, "/devices/{id}/presets/{name}", (*Server).deletePreset},
 	{http.MethodPost, "/audio/self-test", (*Server).postAudioSelfTest},
+	{http.MethodPost, "/network/test", (*Server).postNetworkTest},
+	{http.MethodGet, "/network/test", (*Server).getNetworkTest},
 	{http.MethodGet, "/calendar", (*Server).getCalendar},
 	{http.MethodPost, "/calendar/join", (*Server).postCalendarJoin},
 	{http.MethodPost, "/calendar/check", (*Server).postCalendarCheck},
@@ -297,6 +304,31 @@ func (s *Server) postLeave(w http.ResponseWriter, r *http.Request) {
 		s.logger.Warn("leave did not complete cleanly", "err", err)
 	}
 	writeJSON(w, http.StatusOK, m)
+}
+
+func (s *Server) postNetworkTest(w http.ResponseWriter, r *http.Request) {
+	var req struct{}
+	if !s.decode(w, r, &req, false) {
+		return
+	}
+	res, err := s.backend.RunNetworkTest(r.Context())
+	if err != nil {
+		s.problem(w, r, http.StatusConflict, apiv1.ProblemUnavailable, "Network test not run", err.Error(), "")
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) getNetworkTest(w http.ResponseWriter, r *http.Request) {
+	res, err := s.backend.LastNetworkTest()
+	switch {
+	case errors.Is(err, nettest.ErrNoResult):
+		s.problem(w, r, http.StatusNotFound, apiv1.ProblemNotFound, "No network test yet", "run one with POST "+apiv1.BasePath+"/network/test", "")
+	case err != nil:
+		s.problem(w, r, http.StatusInternalServerError, apiv1.ProblemInternal, "Network test result unreadable", err.Error(), "")
+	default:
+		writeJSON(w, http.StatusOK, res)
+	}
 }
 
 func (s *Server) getCalendar(w http.ResponseWriter, r *http.Request) {

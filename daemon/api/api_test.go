@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/atriumroom/atrium/daemon/devctl"
 	"github.com/atriumroom/atrium/daemon/events"
 	"github.com/atriumroom/atrium/daemon/meeting"
+	"github.com/atriumroom/atrium/daemon/nettest"
 	"github.com/atriumroom/atrium/hal"
 	"github.com/atriumroom/atrium/hal/sim"
 )
@@ -53,6 +55,8 @@ type testBackend struct {
 	simDevs  *sim.Driver
 	audioErr error
 	agenda   *agenda.Agenda
+	mu       sync.Mutex
+	lastNet  *apiv1.NetworkTest
 }
 
 func (b *testBackend) Lookup(id string) (hal.Device, bool) { d, ok := b.devs[id]; return d, ok }
@@ -78,6 +82,29 @@ func (b *testBackend) CheckCalendar(ics []byte) (apiv1.CalendarCheck, error) {
 		out.Meetings = append(out.Meetings, apiv1.CalendarMeeting{Start: o.Start, End: o.End, Title: o.Title, URL: o.URL, Joinable: o.Joinable, Reason: o.Reason})
 	}
 	return out, nil
+}
+
+// RunNetworkTest: nettest itself is tested against real coturn; here no
+// server is configured, as on a room without any.
+func (b *testBackend) RunNetworkTest(ctx context.Context) (apiv1.NetworkTest, error) {
+	r, err := nettest.Run(ctx, nil, nettest.Options{})
+	if err != nil {
+		return apiv1.NetworkTest{}, err
+	}
+	v := apiv1.NetworkTest{Time: r.Time, Verdict: apiv1.NetworkVerdict{Level: string(r.Verdict.Level), Text: r.Verdict.Text}, Checks: []apiv1.NetworkCheck{}}
+	b.mu.Lock()
+	b.lastNet = &v
+	b.mu.Unlock()
+	return v, nil
+}
+
+func (b *testBackend) LastNetworkTest() (apiv1.NetworkTest, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.lastNet == nil {
+		return apiv1.NetworkTest{}, nettest.ErrNoResult
+	}
+	return *b.lastNet, nil
 }
 
 // SetMedia: the test server is never in a call.

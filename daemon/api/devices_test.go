@@ -191,3 +191,19 @@ func TestCalendarCheck(t *testing.T) {
 		t.Errorf("JSON body: %d %s", r.status, r.body)
 	}
 }
+
+func TestNetworkTestEndpoints(t *testing.T) {
+	ts, _ := newTestServer(t, AccessLocal, "")
+	const path = "/api/v1/network/test"
+	if r := call(t, ts, "GET", path, "", ""); r.status != 404 || !strings.Contains(r.problem.Detail, "POST") {
+		t.Errorf("GET before any test: %d %+v", r.status, r.problem)
+	}
+	r := call(t, ts, "POST", path, "", "")
+	var res apiv1.NetworkTest
+	if err := json.Unmarshal([]byte(r.body), &res); r.status != 200 || err != nil || res.Verdict.Level != "warning" || !strings.Contains(res.Verdict.Text, "No STUN or TURN server") {
+		t.Fatalf("POST: %d %s", r.status, r.body)
+	}
+	if r := call(t, ts, "GET", path, "", ""); r.status != 200 || !strings.Contains(r.body, "No STUN or TURN server") {
+		t.Errorf("GET after a test: %d %s", r.status, r.body)
+	}
+}

@@ -335,6 +335,55 @@ type CalendarJoinRequest struct {
 	ID string `json:"id"`
 }
 
+// NetworkTest is the answer of POST and GET /network/test: the room's
+// network as a call would use it, tested against the configured STUN and
+// TURN servers, with a verdict in plain words.
+type NetworkTest struct {
+	Time       time.Time         `json:"time"`
+	DurationMs float64           `json:"durationMs"`
+	Verdict    NetworkVerdict    `json:"verdict"`
+	Checks     []NetworkCheck    `json:"checks"`
+	Bandwidth  *NetworkBandwidth `json:"bandwidth,omitempty"`
+}
+
+// NetworkVerdict sums a network test up: Level is ok, warning or fail;
+// Path the way calls will take (udp, turn-tcp, turn-tls) when known.
+type NetworkVerdict struct {
+	Level string `json:"level"`
+	Text  string `json:"text"`
+	Path  string `json:"path,omitempty"`
+}
+
+// NetworkCheck is one server reached (or not) over one transport.
+type NetworkCheck struct {
+	Kind      string  `json:"kind"` // stun, turn
+	URL       string  `json:"url"`
+	Transport string  `json:"transport"` // udp, tcp, tls
+	OK        bool    `json:"ok"`
+	ConnectMs float64 `json:"connectMs,omitempty"`
+	RTTMs     float64 `json:"rttMs,omitempty"`
+	Reflexive string  `json:"reflexive,omitempty"` // the room's public address, as STUN saw it
+	Relay     string  `json:"relay,omitempty"`
+	// Failure classifies what went wrong: unreachable, timeout,
+	// auth_refused, tls_error, unsupported, error.
+	Failure string `json:"failure,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// NetworkBandwidth is the short probe through the relay a call would use:
+// whether the path carries a call's rate, not the link's capacity.
+type NetworkBandwidth struct {
+	URL             string  `json:"url"`
+	Transport       string  `json:"transport"`
+	TargetKbps      float64 `json:"targetKbps"`
+	DurationMs      float64 `json:"durationMs"`
+	SentPackets     int     `json:"sentPackets"`
+	ReceivedPackets int     `json:"receivedPackets"`
+	LossPercent     float64 `json:"lossPercent"`
+	ReceivedKbps    float64 `json:"receivedKbps"`
+	Error           string  `json:"error,omitempty"`
+}
+
 // CalendarCheck is the answer of POST /calendar/check: the meetings an
 // iCalendar document holds in the next 7 days, one per occurrence, and what
 // roomd could not read in it (each problem names its line and property).

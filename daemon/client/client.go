@@ -84,6 +84,12 @@ func (c *Client) Level(ctx context.Context, id string, window time.Duration) (ap
 	return l, c.do(ctx, http.MethodGet, path, nil, &l)
 }
 
+// NetworkTest calls POST /network/test.
+func (c *Client) NetworkTest(ctx context.Context) (apiv1.NetworkTest, error) {
+	var r apiv1.NetworkTest
+	return r, c.do(ctx, http.MethodPost, "/network/test", nil, &r)
+}
+
 // rawBody is a request body sent as is, not as JSON.
 type rawBody struct {
 	data        []byte

@@ -136,6 +136,18 @@ func TestRoomdEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("roomctl network-test", func(t *testing.T) {
+		// No STUN or TURN server is configured here: the verdict says so.
+		// The tests against real servers are in daemon/nettest.
+		out, errOut, code := roomctl(t, ctl, d, "network-test")
+		if code != 0 || !strings.Contains(out, "WARNING: No STUN or TURN server configured") {
+			t.Errorf("network-test: exit %d\n%s%s", code, out, errOut)
+		}
+		if last, err := d.Client.Status(t.Context()); err != nil || last.State != apiv1.DaemonReady {
+			t.Errorf("roomd after a network test: %+v, %v", last, err)
+		}
+	})
+
 	t.Run("roomctl level", func(t *testing.T) {
 		out, errOut, code := roomctl(t, ctl, d, "level", "sim:mic0")
 		if code != 0 || !strings.Contains(out, "dBFS over 500 ms") {
