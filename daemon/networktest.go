@@ -9,9 +9,6 @@ import (
 	"github.com/atriumroom/atrium/daemon/nettest"
 )
 
-// ErrNoNetworkTest: no network test has run on this room yet.
-var ErrNoNetworkTest = nettest.ErrNoResult
-
 // networkTests keeps the last result where the fleet console will read it.
 func (s *System) networkTests() nettest.Store {
 	return nettest.Store{Path: filepath.Join(s.Config.Daemon.StateDir, "nettest.json")}

@@ -195,7 +195,9 @@ func (a *Agenda) Agenda() apiv1.Agenda {
 	}
 	a.mu.Unlock()
 	if a.cfg.Fetcher != nil {
-		if _, err := a.cfg.Fetcher.Current(); err != nil && !errors.Is(err, calendar.ErrNoCopy) {
+		// Bare ErrNoCopy means nothing was fetched yet; anything else is a
+		// failed refresh, with or without an older copy to show.
+		if _, err := a.cfg.Fetcher.Current(); err != nil && err != calendar.ErrNoCopy { //nolint:errorlint // the bare sentinel is the point
 			out.Stale, out.Error = true, err.Error()
 		}
 	}

@@ -3,6 +3,8 @@ package agenda
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,5 +156,29 @@ func TestNotConfigured(t *testing.T) {
 	cancel()
 	if err := a.Run(ctx); err != nil {
 		t.Errorf("Run = %v", err)
+	}
+}
+
+// A calendar server that never answered: the agenda says so rather than
+// showing an empty day.
+func TestFetcherNeverSucceeded(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
+	}))
+	defer srv.Close()
+	f, err := calendar.NewFetcher(calendar.FetcherConfig{Source: calendar.Source{URL: srv.URL + "/room.ics"},
+		CachePath: filepath.Join(t.TempDir(), "calendar.json")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := New(Config{Fetcher: f})
+	if ag := a.Agenda(); ag.Stale || ag.Error != "" {
+		t.Errorf("before any fetch: %+v", ag)
+	}
+	if _, _, err := f.Fetch(context.Background()); err == nil {
+		t.Fatal("fetch from a failing server succeeded")
+	}
+	if ag := a.Agenda(); !ag.Configured || !ag.Stale || !strings.Contains(ag.Error, "503") {
+		t.Errorf("after a failed fetch with no copy: %+v", ag)
 	}
 }
