@@ -77,13 +77,15 @@ lint:
 	$(GO) tool staticcheck ./...
 
 # Benchmarks, each against the real alternative where there is one; results
-# go to bench/results/. Join needs root (network namespace), Janus, Chromium.
+# go to bench/results/. Join and Kiosk need root (network namespace), Janus,
+# Chromium; Kiosk also Xvfb and WebKitGTK.
 bench: build
 	@mkdir -p bench/results
 	$(GO) test -run '^$$' -bench . -benchtime 10x ./test/integration/ | tee bench/results/startup.txt
 	$(GO) test -run '^$$' -bench . ./hal/... | tee bench/results/hal.txt
 	$(GO) test -count 1 -run '^TestGuest$$' -timeout 20m ./test/vm/ -args -vm.bench . -vm.benchout $(CURDIR)/bench/results/hal.txt
 	$(GO) test -run '^$$' -bench Join -benchtime 1x -timeout 10m ./test/interop/
+	$(GO) test -run '^$$' -bench Kiosk -benchtime 1x -timeout 20m ./test/kioskbench/
 
 clean:
 	rm -rf bin $(RUN_DIR) $(ARTIFACTS)

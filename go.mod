@@ -9,6 +9,9 @@ require (
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/emersion/go-ical v0.0.0-20240127095438-fc1c9d8fb2b6
 	github.com/emersion/go-webdav v0.6.0
+	github.com/godbus/dbus/v5 v5.2.4
+	github.com/google/go-tpm v0.9.8
+	github.com/jezek/xgb v1.1.1
 	github.com/jfreymuth/pulse v0.1.1
 	github.com/pion/interceptor v0.1.48
 	github.com/pion/logging v0.2.4
@@ -21,6 +24,7 @@ require (
 	github.com/pion/webrtc/v4 v4.2.20
 	github.com/webview/webview_go v0.0.0-20240831120633-6173450d4dd6
 	go.uber.org/goleak v1.3.0
+	golang.org/x/crypto v0.57.0
 	golang.org/x/sync v0.23.0
 	golang.org/x/sys v0.49.0
 )
@@ -39,7 +43,6 @@ require (
 	github.com/pion/srtp/v3 v3.0.13 // indirect
 	github.com/teambition/rrule-go v1.8.2 // indirect
 	github.com/wlynxg/anet v0.0.5 // indirect
-	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/exp/typeparams v0.0.0-20231108232855-2478ac86f678 // indirect
 	golang.org/x/image v0.23.0 // indirect
 	golang.org/x/mod v0.41.0 // indirect

@@ -78,20 +78,21 @@ func redactSource(raw string) string {
 }
 
 // Calendar implements api.Backend.
-func (s *System) Calendar() apiv1.Agenda { return s.Agenda.Agenda() }
+func (s *System) Calendar() apiv1.Agenda { return s.agenda().Agenda() }
 
 // JoinFromCalendar implements api.Backend: the meeting's link, never seen
 // by the caller, is joined like a typed one.
 func (s *System) JoinFromCalendar(ctx context.Context, id string) (apiv1.Meeting, error) {
-	link, err := s.Agenda.Join(id)
+	link, err := s.agenda().Join(id)
 	if err != nil {
 		return s.Meeting.State(), err
 	}
-	return s.Join(ctx, link)
+	return s.joinScheduled(ctx, link, id)
 }
 
-// autoJoin joins meetings as they start, when calendar.auto_join is set
-// and the room is not already in a meeting.
+// autoJoin joins meetings as they start, while calendar.auto_join is set
+// (the admin settings switch it live) and the room is not already in a
+// meeting.
 func (s *System) autoJoin(ctx context.Context) {
 	const tick = 10 * time.Second
 	t := time.NewTicker(tick)
@@ -104,9 +105,9 @@ func (s *System) autoJoin(ctx context.Context) {
 		case <-t.C:
 		}
 		now := s.Deps.Now()
-		due := s.Agenda.DueToStart(last)
+		due := s.agenda().DueToStart(last)
 		last = now
-		if len(due) == 0 || s.inCall() {
+		if len(due) == 0 || s.inCall() || !s.autoJoinOn() {
 			continue
 		}
 		o := due[0]

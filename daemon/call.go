@@ -61,8 +61,9 @@ func iceServers(cfg []config.ICEServer) ([]meeting.ICEServer, error) {
 // newPeers gives a new meeting session its media layer, built from the
 // devices present now: a camera plugged in since the last call is used.
 func (s *System) newPeers(ctx context.Context) (meeting.PeerFactory, error) {
-	choice := s.Select.Choose()
-	media := rtc.Media{Camera: choice.Camera, Cameras: s.Select, Microphone: choice.Microphone, Speaker: choice.Speaker}
+	sel := s.selector() // the admin settings may have changed the pins
+	choice := sel.Choose()
+	media := rtc.Media{Camera: choice.Camera, Cameras: sel, Microphone: choice.Microphone, Speaker: choice.Speaker}
 	var encoders []hal.VideoEncoderFactory
 	var decoders []hal.VideoDecoderFactory
 	hw := s.Config.HAL.HardwareCodecs
@@ -89,9 +90,10 @@ func (s *System) newPeers(ctx context.Context) (meeting.PeerFactory, error) {
 	media.VideoEncoders = []hal.VideoEncoderFactory{s.Encoders}
 	media.VideoDecoders = []hal.VideoDecoderFactory{s.Decoders}
 	media.VideoSinks = []rtc.VideoSink{s.Video}
+	media.LocalVideoSinks = []rtc.VideoSink{s.Video}
 	m := s.Config.Meeting
 	f, err := rtc.New(rtc.Config{
-		ICEServers:      s.ice,
+		ICEServers:      s.currentICE(),
 		RelayOnly:       m.RelayOnly,
 		MaxVideoBitrate: m.MaxVideoBitrate,
 		Width:           m.MaxWidth, Height: m.MaxHeight, FPS: m.MaxFPS,
@@ -102,7 +104,11 @@ func (s *System) newPeers(ctx context.Context) (meeting.PeerFactory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media for a new meeting: %w", err)
 	}
-	return s.call.track(f), nil
+	speaker := ""
+	if choice.Speaker != nil {
+		speaker = choice.Speaker.Info().ID
+	}
+	return s.call.track(f, speaker), nil
 }
 
 // isHardware says whether a codec device is hardware (all its codecs are).
@@ -115,13 +121,14 @@ type callTracker struct {
 	mu      sync.Mutex
 	peers   []*rtc.Peer
 	factory *rtc.Factory // the current (or last) session's, for its switches
+	speaker string       // the ID of the speaker the session plays on
 }
 
 // track wraps a new session's factory; the previous session's peers are
 // forgotten (they are closed by then).
-func (c *callTracker) track(f *rtc.Factory) meeting.PeerFactory {
+func (c *callTracker) track(f *rtc.Factory, speaker string) meeting.PeerFactory {
 	c.mu.Lock()
-	c.peers, c.factory = nil, f
+	c.peers, c.factory, c.speaker = nil, f, speaker
 	c.mu.Unlock()
 	return trackingFactory{f: f, c: c}
 }
@@ -183,6 +190,7 @@ func (s *System) callStatus(m apiv1.Meeting) *apiv1.Call {
 	if f := s.call.factory; f != nil {
 		call.MicrophoneMuted, call.CameraOff = f.MicrophoneMuted(), f.CameraOff()
 	}
+	call.Speaker = s.call.speaker
 	s.call.mu.Unlock()
 	return call
 }

@@ -26,16 +26,20 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/atriumroom/atrium/daemon/admin"
 	"github.com/atriumroom/atrium/daemon/agenda"
 	"github.com/atriumroom/atrium/daemon/api"
 	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/daemon/config"
 	"github.com/atriumroom/atrium/daemon/devctl"
 	"github.com/atriumroom/atrium/daemon/devsel"
+	"github.com/atriumroom/atrium/daemon/display"
 	"github.com/atriumroom/atrium/daemon/events"
 	"github.com/atriumroom/atrium/daemon/meeting"
+	"github.com/atriumroom/atrium/daemon/preview"
 	"github.com/atriumroom/atrium/daemon/sdnotify"
 	"github.com/atriumroom/atrium/daemon/selftest"
+	"github.com/atriumroom/atrium/daemon/settings"
 	"github.com/atriumroom/atrium/daemon/videofeed"
 	"github.com/atriumroom/atrium/hal"
 	"github.com/atriumroom/atrium/hal/alsa"
@@ -65,6 +69,9 @@ type Deps struct {
 	Version          string
 	// UI serves the kiosk; nil serves only the API.
 	UI http.Handler
+	// PINCost is scrypt's N for a new admin PIN; 0 is admin.DefaultCost.
+	// Tests lower it: the default is meant to be slow.
+	PINCost int
 }
 
 // System is roomd: one slot per subsystem.
@@ -83,17 +90,32 @@ type System struct {
 	Decoders *codecsel.Decoders
 	Events   *events.Bus
 	Meeting  *meeting.Engine
-	Video    *videofeed.Feed // remote video, encoded, to the kiosk
+	Video    *videofeed.Feed  // remote video, encoded, to the kiosk
+	Preview  *preview.Preview // the admin screen's camera preview
 	API      *api.Server
+	// Overlay is the admin-editable settings (settings.json) laid over
+	// roomd.toml; Config is the result at start. Admin guards them with a
+	// PIN. Display keeps the display's sleep schedule.
+	Overlay *settings.Store
+	Admin   *admin.Guard
+	Display *display.Display
 
 	bootID    string
 	startedAt time.Time
-	ice       []meeting.ICEServer // configured STUN/TURN, credentials read
+	ice       []meeting.ICEServer // configured STUN/TURN, credentials read; under mu
 	call      callTracker
 
 	mu     sync.Mutex
 	state  apiv1.DaemonState
 	runCtx context.Context // set by Run: joins live as long as roomd does
+	// Under mu, what a settings change replaces live (see adminwire.go):
+	// room, ice, Select, Audio, Agenda and autoJoinSet. Read them through
+	// roomName, currentICE, selector, audioTester, agenda and autoJoinOn.
+	room        string
+	autoJoinSet bool
+	// agendaSwapped tells the agenda's runner that Agenda was replaced.
+	agendaSwapped chan struct{}
+	applyMu       sync.Mutex // one settings change applied at a time
 }
 
 // New builds every subsystem from cfg. It starts nothing.
@@ -101,17 +123,26 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	overlay, guard, err := openSettings(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	cfg = overlay.Effective().Config
 	s := &System{
-		Config:    cfg,
-		Deps:      deps,
-		bootID:    newBootID(),
-		startedAt: deps.Now().UTC(),
-		state:     apiv1.DaemonStarting,
+		Config:        cfg,
+		Deps:          deps,
+		bootID:        newBootID(),
+		startedAt:     deps.Now().UTC(),
+		state:         apiv1.DaemonStarting,
+		Overlay:       overlay,
+		Admin:         guard,
+		room:          cfg.Room.Name,
+		autoJoinSet:   cfg.Calendar.AutoJoin,
+		agendaSwapped: make(chan struct{}, 1),
 	}
 	s.Events = events.New(deps.Logger.With("subsystem", "events"), deps.Now)
 
 	simCfg := cfg.HAL.Simulated
-	var err error
 	s.Sim, err = sim.New(sim.Config{
 		CameraWidth:  simCfg.CameraWidth,
 		CameraHeight: simCfg.CameraHeight,
@@ -169,6 +200,7 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 	if s.Agenda, err = s.newAgenda(cfg.Calendar); err != nil {
 		return nil, err
 	}
+	s.Display = s.newDisplay(overlay.Effective())
 
 	var token string
 	if cfg.API.TokenFile != "" {
@@ -176,8 +208,18 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 			return nil, err
 		}
 	}
-	s.Video = videofeed.New(deps.Logger.With("subsystem", "videofeed"))
-	s.API = api.New(deps.Logger.With("subsystem", "api"), s, api.Mounts{UI: deps.UI, Video: s.Video.Handler()}, token)
+	s.Video = videofeed.NewWithOptions(s.videoFeedOptions())
+	// The preview encodes in software: a hardware session is the call's.
+	if s.Preview, err = preview.New(preview.Options{
+		Logger:   deps.Logger.With("subsystem", "preview"),
+		Camera:   s.previewCamera,
+		Encoders: swcodec.NewVideoEncoders(deps.Logger.With("subsystem", "preview")),
+		InCall:   s.inCall,
+	}); err != nil {
+		return nil, fmt.Errorf("camera preview: %w", err)
+	}
+	s.API = api.New(deps.Logger.With("subsystem", "api"), s,
+		api.Mounts{UI: deps.UI, Video: s.Video.Handler(), Preview: s.Preview.Handler()}, token)
 	return s, nil
 }
 
@@ -188,6 +230,7 @@ func (s *System) Run(ctx context.Context) error {
 	log := s.Deps.Logger
 	// The feed's goroutine started with New; it ends with Run, however Run ends.
 	defer s.Video.Close()
+	defer s.Preview.Close()
 	s.notify("STATUS=Starting")
 	if err := os.MkdirAll(s.Config.Daemon.StateDir, 0o750); err != nil {
 		return fmt.Errorf("create state directory: %w", err)
@@ -205,10 +248,10 @@ func (s *System) Run(ctx context.Context) error {
 	s.mu.Unlock()
 	g.Go(func() error { return s.HAL.Run(gctx) })
 	g.Go(func() error { return s.Meeting.Run(gctx) })
-	g.Go(func() error { return s.Agenda.Run(gctx) })
-	if s.Config.Calendar.AutoJoin {
-		g.Go(func() error { s.autoJoin(gctx); return nil })
-	}
+	g.Go(func() error { return s.runAgendas(gctx) })
+	// Always running: the admin settings can switch auto-join on.
+	g.Go(func() error { s.autoJoin(gctx); return nil })
+	g.Go(func() error { s.Display.Run(gctx, DisplayPoll); return nil })
 	g.Go(func() error {
 		tick := time.NewTicker(time.Second)
 		defer tick.Stop()
@@ -247,6 +290,7 @@ func (s *System) Run(ctx context.Context) error {
 		// Video sockets are hijacked connections that Shutdown does not wait
 		// for: end them first.
 		_ = s.Video.Close()
+		_ = s.Preview.Close()
 		shutCtx, cancel := context.WithTimeout(context.WithoutCancel(gctx), ShutdownTimeout)
 		defer cancel()
 		var errs []error
@@ -287,7 +331,7 @@ func (s *System) Status() apiv1.Status {
 	s.mu.Unlock()
 	m := s.Meeting.State()
 	return apiv1.Status{
-		Room:      s.Config.Room.Name,
+		Room:      s.roomName(),
 		Version:   s.Deps.Version,
 		BootID:    s.bootID,
 		StartedAt: s.startedAt,
@@ -302,10 +346,17 @@ func (s *System) Status() apiv1.Status {
 func (s *System) Devices() []hal.Device { return s.HAL.Devices() }
 
 // Join implements api.Backend.
-func (s *System) Join(_ context.Context, rawURL string) (apiv1.Meeting, error) {
+func (s *System) Join(ctx context.Context, rawURL string) (apiv1.Meeting, error) {
+	return s.joinScheduled(ctx, rawURL, "")
+}
+
+// joinScheduled joins under roomd's own context with the setup timeout, not
+// the request's: the meeting outlives the API call. calendarID names the
+// agenda meeting, if the link came from the calendar.
+func (s *System) joinScheduled(_ context.Context, rawURL, calendarID string) (apiv1.Meeting, error) {
 	ctx, cancel := s.joinContext()
 	defer cancel()
-	return s.Meeting.Join(ctx, rawURL)
+	return s.Meeting.JoinScheduled(ctx, rawURL, calendarID)
 }
 
 // Leave implements api.Backend.
@@ -322,6 +373,7 @@ func (s *System) meetingChanged(m apiv1.Meeting) {
 	if err := s.Events.Publish(apiv1.EventMeetingState, m); err != nil {
 		s.Deps.Logger.Error("publish meeting state", "err", err)
 	}
+	s.checkDisplayFacts()
 	s.notify("STATUS=" + s.statusLine())
 }
 

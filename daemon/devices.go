@@ -6,6 +6,7 @@ import (
 
 	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/daemon/devctl"
+	"github.com/atriumroom/atrium/daemon/preview"
 	"github.com/atriumroom/atrium/hal"
 )
 
@@ -47,7 +48,7 @@ func (s *System) DeletePreset(devID, name string) error { return s.Settings.Dele
 
 // AudioSelfTest runs the audio self-test.
 func (s *System) AudioSelfTest(ctx context.Context, req apiv1.AudioTestRequest) (apiv1.AudioTestResult, error) {
-	return s.Audio.Run(ctx, req)
+	return s.audioTester().Run(ctx, req)
 }
 
 // inCall says whether a meeting holds the room's devices.
@@ -57,4 +58,16 @@ func (s *System) inCall() bool {
 		return true
 	}
 	return false
+}
+
+// previewCamera finds the camera the admin screen previews: the one named,
+// or for "" the one a meeting would use.
+func (s *System) previewCamera(id string) (preview.Camera, bool) {
+	if id == "" {
+		c := s.selector().Choose().Camera
+		return c, c != nil
+	}
+	d, ok := s.HAL.Lookup(id)
+	c, isCamera := d.(hal.Camera)
+	return c, ok && isCamera
 }

@@ -21,7 +21,7 @@ func (s *System) RunNetworkTest(ctx context.Context) (apiv1.NetworkTest, error) 
 	if s.inCall() {
 		return apiv1.NetworkTest{}, ErrInCallNetwork
 	}
-	r, err := nettest.Run(ctx, s.ice, nettest.Options{Logger: s.Deps.Logger.With("subsystem", "nettest"), Now: s.Deps.Now})
+	r, err := nettest.Run(ctx, s.currentICE(), nettest.Options{Logger: s.Deps.Logger.With("subsystem", "nettest"), Now: s.Deps.Now})
 	if err != nil {
 		return apiv1.NetworkTest{}, err
 	}

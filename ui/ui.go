@@ -4,8 +4,12 @@
 // (web/agenda.js) and a form to join a meeting by its link; and, while the
 // room is in a meeting, the in-call screen (web/call.js): the far end's
 // video in a grid or speaker view, names, the participant list, a
-// connection-quality indicator, a stats panel, Leave, and a prompt when the
-// meeting runs past its scheduled end.
+// connection-quality indicator, a stats panel, the self-view, a screen-share
+// layout, speaker volume, Leave, and a prompt when the meeting runs past its
+// scheduled end; the settings behind the admin PIN (web/admin.js: room,
+// calendar, ICE servers and the network test, devices with a camera preview
+// and level meter, camera controls, display sleep) and the dark screen of
+// display sleep.
 //
 // The page is plain HTML, CSS and JavaScript embedded in the binary, with no
 // build step, so the UI a room shows is always the one its roomd shipped

@@ -51,6 +51,11 @@ Commands:
   camera on|off
               switch the room's camera on or off in the meeting
   events      follow roomd's events until interrupted
+  admin [status|set-pin|unlock|settings]
+              the PIN that guards the kiosk's settings: whether it is set
+              or locked; set it (read from the terminal without echo, or
+              one line of standard input); clear a lock after wrong PINs;
+              print the settings (JSON, secrets left out)
 
 Exit codes: 0 success, 1 roomd refused or failed the request,
 2 usage error, 3 roomd not reachable.
@@ -59,12 +64,18 @@ Flags:
 `
 
 type app struct {
+	in          io.Reader
 	out, errOut io.Writer
 	json        bool
 	client      *client.Client
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	return runIO(ctx, args, os.Stdin, stdout, stderr, getenv)
+}
+
+// runIO is run with standard input given (admin set-pin reads the PIN).
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("roomctl", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -88,7 +99,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitUsage
 	}
 
-	a := &app{out: stdout, errOut: stderr, json: *asJSON}
+	a := &app{in: stdin, out: stdout, errOut: stderr, json: *asJSON}
 	if *baseURL != "" {
 		token := ""
 		if *tokenFile != "" {
@@ -139,6 +150,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = a.media(ctx, cmd, cmdArgs)
 	case "events":
 		err = a.events(ctx, cmdArgs)
+	case "admin":
+		err = a.admin(ctx, cmdArgs)
 	default:
 		fmt.Fprintf(stderr, "roomctl: unknown command %q\n", cmd)
 		fs.Usage()

@@ -54,6 +54,8 @@ type callbacks struct {
 func newWindow(cfg kiosk.Config, log *slog.Logger, guard *kiosk.NavigationGuard, pageFailed func()) (*window, error) {
 	// webview_go hands back a nil instance, and crashes on first use, when
 	// GTK cannot start: check first to fail with a message.
+	// Before GTK: the probe must not share EGL state with WebKit's.
+	renderer, glErr := glRenderer()
 	if C.roomkiosk_gtk_init() == 0 {
 		return nil, errNoDisplay
 	}
@@ -72,6 +74,14 @@ func newWindow(cfg kiosk.Config, log *slog.Logger, guard *kiosk.NavigationGuard,
 	if C.roomkiosk_attach(w.wv.Window(), C.uintptr_t(w.callbacks)) == 0 {
 		w.Destroy()
 		return nil, errors.New("webview window holds no WebKitWebView: webview_go changed its layout")
+	}
+	gpu := kiosk.UseGPU(cfg.GPU, renderer, glErr)
+	log.Info("OpenGL", "renderer", renderer, "probe_err", glErr, "mode", cfg.GPU, "webkit_uses_gpu", gpu)
+	if C.roomkiosk_set_gpu(w.wv.Window(), boolInt(gpu)) == 0 {
+		log.Warn("cannot set WebKit's hardware acceleration policy")
+	}
+	if cfg.Console && C.roomkiosk_console_to_stdout(w.wv.Window()) == 0 {
+		log.Warn("cannot copy the page's console to standard output")
 	}
 	if cfg.Fullscreen {
 		var g [4]C.int
@@ -162,4 +172,11 @@ func roomkioskDecide(handle C.uintptr_t, kind C.int, uri *C.char) C.int {
 func roomkioskPageFailed(handle C.uintptr_t, uri, reason *C.char) {
 	h := cgo.Handle(handle).Value().(*callbacks)
 	h.pageFailed(C.GoString(uri), C.GoString(reason))
+}
+
+func boolInt(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -149,3 +149,24 @@ int roomkiosk_attach(void *window, uintptr_t handle) {
 	g_signal_connect(child, "context-menu", G_CALLBACK(gtk_true), NULL);
 	return 1;
 }
+
+int roomkiosk_console_to_stdout(void *window) {
+	GtkWidget *child = gtk_bin_get_child(GTK_BIN(window));
+	if (child == NULL || !WEBKIT_IS_WEB_VIEW(child)) {
+		return 0;
+	}
+	WebKitSettings *settings = webkit_web_view_get_settings(WEBKIT_WEB_VIEW(child));
+	webkit_settings_set_enable_write_console_messages_to_stdout(settings, TRUE);
+	return 1;
+}
+
+int roomkiosk_set_gpu(void *window, int gpu) {
+	GtkWidget *child = gtk_bin_get_child(GTK_BIN(window));
+	if (child == NULL || !WEBKIT_IS_WEB_VIEW(child)) {
+		return 0;
+	}
+	WebKitSettings *settings = webkit_web_view_get_settings(WEBKIT_WEB_VIEW(child));
+	webkit_settings_set_hardware_acceleration_policy(
+	    settings, gpu ? WEBKIT_HARDWARE_ACCELERATION_POLICY_ALWAYS : WEBKIT_HARDWARE_ACCELERATION_POLICY_NEVER);
+	return 1;
+}

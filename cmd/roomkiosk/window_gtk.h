@@ -26,4 +26,14 @@ int roomkiosk_make_fullscreen(void *window, int geometry[4]);
 // the exported Go callbacks. Returns 0 if the window holds no WebKitWebView.
 int roomkiosk_attach(void *window, uintptr_t handle);
 
+// roomkiosk_console_to_stdout makes the WebKitWebView inside window copy the
+// page's console messages to standard output. Returns 0 if the window holds
+// no WebKitWebView.
+int roomkiosk_console_to_stdout(void *window);
+
+// roomkiosk_set_gpu sets the hardware acceleration policy of the
+// WebKitWebView inside window: always (gpu != 0) or never. Returns 0 if the
+// window holds no WebKitWebView.
+int roomkiosk_set_gpu(void *window, int gpu);
+
 #endif

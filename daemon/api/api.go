@@ -60,6 +60,7 @@ type Backend interface {
 	// fails outside a meeting.
 	SetMedia(change apiv1.MediaChange) (apiv1.MediaState, error)
 	DeviceSettings
+	Admin
 }
 
 // DeviceSettings changes device controls and camera presets; the daemon
@@ -111,6 +112,9 @@ type Mounts struct {
 	// Video is the WebSocket of encoded remote video for the kiosk
 	// (package videofeed), at /api/v1/media/video.
 	Video http.Handler
+	// Preview is the admin screen's camera preview (package preview), at
+	// /api/v1/media/preview; from the kiosk it needs an admin session.
+	Preview http.Handler
 }
 
 // New returns a server for backend. token is required by AccessToken
@@ -144,9 +148,19 @@ var routes = []route{
 	{http.MethodPost, "/meeting/join", (*Server).postJoin},
 	{http.MethodPost, "/meeting/leave", (*Server).postLeave},
 	{http.MethodPut, "/meeting/media", (*Server).putMedia},
+	{http.MethodGet, "/admin", (*Server).getAdmin},
+	{http.MethodPost, "/admin/session", (*Server).postAdminSession},
+	{http.MethodDelete, "/admin/session", (*Server).deleteAdminSession},
+	{http.MethodPut, "/admin/pin", (*Server).putAdminPIN},
+	{http.MethodDelete, "/admin/lockout", (*Server).deleteAdminLockout},
+	{http.MethodGet, "/settings", (*Server).getSettings},
+	{http.MethodPut, "/settings", (*Server).putSettings},
+	{http.MethodGet, "/display", (*Server).getDisplay},
+	{http.MethodPost, "/display/wake", (*Server).postDisplayWake},
 	{http.MethodGet, "/events", (*Server).getEvents},
 	{http.MethodGet, "/openapi.json", (*Server).getOpenAPI},
 	{http.MethodGet, "/media/video", (*Server).getVideo},
+	{http.MethodGet, "/media/preview", (*Server).getPreview},
 }
 
 // Handler returns the handler for a listener with the given access rule.
@@ -155,7 +169,8 @@ func (s *Server) Handler(access Access) http.Handler {
 	for _, rt := range routes {
 		handle := rt.handle
 		mux.HandleFunc(rt.method+" "+apiv1.BasePath+rt.path, func(w http.ResponseWriter, r *http.Request) {
-			handle(s, w, r)
+			// The admin routes trust the socket and the token listener.
+			handle(s, w, r.WithContext(withAccess(r.Context(), access)))
 		})
 	}
 	mux.HandleFunc("/api/", s.notFoundOrMethod)
@@ -263,6 +278,24 @@ func (s *Server) getVideo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mounts.Video.ServeHTTP(w, r)
+}
+
+// previewTokenParam carries the admin token of a page's preview socket:
+// a browser cannot set headers on a WebSocket.
+const previewTokenParam = "admin"
+
+func (s *Server) getPreview(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(apiv1.AdminHeader) == "" {
+		r.Header.Set(apiv1.AdminHeader, r.URL.Query().Get(previewTokenParam))
+	}
+	if _, ok := s.requireAdmin(w, r); !ok {
+		return
+	}
+	if s.mounts.Preview == nil {
+		s.problem(w, r, http.StatusServiceUnavailable, apiv1.ProblemUnavailable, "No camera preview", "this roomd serves no camera preview", "")
+		return
+	}
+	s.mounts.Preview.ServeHTTP(w, r)
 }
 
 func (s *Server) getOpenAPI(w http.ResponseWriter, r *http.Request) {

@@ -64,6 +64,9 @@ type Call struct {
 	// MicrophoneMuted and CameraOff are the room's privacy switches.
 	MicrophoneMuted bool `json:"microphoneMuted"`
 	CameraOff       bool `json:"cameraOff"`
+	// Speaker is the ID of the device the call plays on, for the volume
+	// control; absent when it plays on none.
+	Speaker string `json:"speaker,omitempty"`
 }
 
 // MediaChange is the body of PUT /meeting/media: the switches to change;
@@ -162,7 +165,10 @@ type Meeting struct {
 	URL      string       `json:"url,omitempty"`
 	Provider string       `json:"provider,omitempty"`
 	Reason   string       `json:"reason,omitempty"` // why a meeting failed or was left
-	Since    time.Time    `json:"since"`
+	// CalendarID is the agenda meeting (apiv1.AgendaMeeting.ID) the room
+	// joined, when it joined one from the calendar.
+	CalendarID string    `json:"calendarId,omitempty"`
+	Since      time.Time `json:"since"`
 }
 
 // DeviceKind names a class of HAL device.

@@ -28,6 +28,7 @@ type Client struct {
 	http  *http.Client
 	base  string
 	token string
+	admin string // admin session token, see WithAdmin
 }
 
 // NewUnix returns a client for the unix socket at path.
@@ -225,6 +226,9 @@ func (c *Client) send(ctx context.Context, method, path string, body any) (*http
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.admin != "" {
+		req.Header.Set(apiv1.AdminHeader, c.admin)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -249,6 +249,17 @@ func decodeError(name string, data []byte, err error) error {
 	return fmt.Errorf("%s: %s", name, msg)
 }
 
+// Validate checks a configuration built in code (such as roomd.toml with
+// the admin settings laid over it) by the rules Parse applies to a file.
+// Each problem names its key; they are joined.
+func (c *Config) Validate() error {
+	var errs []error
+	for _, fe := range c.validate() {
+		errs = append(errs, fmt.Errorf("%s: %s", fe.key, fe.msg))
+	}
+	return errors.Join(errs...)
+}
+
 type fieldError struct{ key, msg string }
 
 func (c *Config) validate() []fieldError {

@@ -525,3 +525,16 @@ func TestMeetingValidation(t *testing.T) {
 		t.Errorf("STUN server: %v", err)
 	}
 }
+
+func TestValidateBuiltConfig(t *testing.T) {
+	cfg := Default()
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("Default: %v", err)
+	}
+	cfg.Room.Name = ""
+	cfg.Calendar.URL = "ftp://x"
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "room.name: must not be empty") || !strings.Contains(err.Error(), `calendar.url: must be an https, http or webcal URL; got "ftp://x"`) {
+		t.Fatalf("Validate: %v", err)
+	}
+}

@@ -2,6 +2,8 @@ package meeting
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -93,4 +95,70 @@ type Trickler interface {
 	// when gathering completes (end-of-candidates) or the peer closes.
 	// The reader must drain it until it is closed or close the peer.
 	OfferTrickle(ctx context.Context) (sdp string, candidates <-chan Candidate, err error)
+}
+
+// ErrInvalidVideoWant means a VideoWant cannot be acted on: a negative or
+// absurd size, a size with one side zero, no mid, or the same stream named
+// twice. The error names the entry; nothing of the list is applied.
+var ErrInvalidVideoWant = errors.New("invalid video want")
+
+// MaxShownSide bounds a shown width or height in device pixels: no display
+// the room drives is larger, so anything above is a bug in the caller.
+const MaxShownSide = 16384
+
+// VideoWant says how one received video stream is shown in the kiosk, so
+// that the server forwards only what is shown, at the size it is shown:
+// the whole video downlink should stay near 3–4 Mbps even in large
+// meetings.
+type VideoWant struct {
+	// PeerLabel is the PeerOptions.Label of the receiving peer
+	// ("subscriber").
+	PeerLabel string
+	// MID is the stream's mid on that peer.
+	MID string
+	// Width and Height are the shown size in device pixels; 0x0 means
+	// not shown at all.
+	Width, Height int
+}
+
+// Shown reports whether the stream is on screen.
+func (w VideoWant) Shown() bool { return w.Width > 0 && w.Height > 0 }
+
+// VideoSelector is an optional interface of Session: a session whose
+// server can stop forwarding a stream, or forward a smaller layer of it.
+//
+// SelectVideo applies wants: streams not shown are paused, shown ones get
+// the layer that fits their size. A nil or empty list means no
+// preference: every stream at the best layer. Streams not named keep
+// their current setting; wants for streams that no longer exist are
+// ignored. An invalid list (ValidateVideoWants) changes nothing.
+type VideoSelector interface {
+	SelectVideo(ctx context.Context, wants []VideoWant) error
+}
+
+// ValidateVideoWants checks wants as VideoSelector takes them: each names
+// a peer and a mid, once, and has either 0x0 or a positive size up to
+// MaxShownSide. The error wraps ErrInvalidVideoWant and names the entry.
+func ValidateVideoWants(wants []VideoWant) error {
+	type key struct{ peer, mid string }
+	seen := make(map[key]int, len(wants))
+	for i, w := range wants {
+		where := fmt.Sprintf("video want %d (peer %q mid %q)", i, w.PeerLabel, w.MID)
+		switch {
+		case w.PeerLabel == "":
+			return fmt.Errorf("%w: %s: no peer label", ErrInvalidVideoWant, where)
+		case w.MID == "":
+			return fmt.Errorf("%w: %s: no mid", ErrInvalidVideoWant, where)
+		case w.Width < 0 || w.Height < 0 || w.Width > MaxShownSide || w.Height > MaxShownSide:
+			return fmt.Errorf("%w: %s: size %dx%d out of range 0..%d", ErrInvalidVideoWant, where, w.Width, w.Height, MaxShownSide)
+		case (w.Width == 0) != (w.Height == 0):
+			return fmt.Errorf("%w: %s: size %dx%d: give 0x0 for a stream not shown", ErrInvalidVideoWant, where, w.Width, w.Height)
+		}
+		k := key{w.PeerLabel, w.MID}
+		if j, ok := seen[k]; ok {
+			return fmt.Errorf("%w: %s: the same stream as video want %d", ErrInvalidVideoWant, where, j)
+		}
+		seen[k] = i
+	}
+	return nil
 }

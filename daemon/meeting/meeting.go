@@ -140,6 +140,13 @@ func (e *Engine) Classify(raw string) (provider string, joinable bool, reason st
 // Join leaves any current meeting and joins the one at raw. It returns the
 // resulting state; ErrInvalidURL and ErrNoProvider leave the state untouched.
 func (e *Engine) Join(ctx context.Context, raw string) (apiv1.Meeting, error) {
+	return e.JoinScheduled(ctx, raw, "")
+}
+
+// JoinScheduled is Join for a meeting of the room's calendar: the state
+// names it by calendarID (apiv1.Meeting.CalendarID) for as long as the
+// room is in it, so the kiosk knows when it was scheduled to end.
+func (e *Engine) JoinScheduled(ctx context.Context, raw, calendarID string) (apiv1.Meeting, error) {
 	u, err := ParseURL(raw)
 	if err != nil {
 		return e.State(), err
@@ -160,10 +167,10 @@ func (e *Engine) Join(ctx context.Context, raw string) (apiv1.Meeting, error) {
 	if err := e.leaveLocked(ctx, "joined another meeting"); err != nil {
 		e.logger.Warn("leave before join", "err", err)
 	}
-	e.set(apiv1.Meeting{State: apiv1.MeetingJoining, URL: Redact(u), Provider: provider.Name()})
+	e.set(apiv1.Meeting{State: apiv1.MeetingJoining, URL: Redact(u), Provider: provider.Name(), CalendarID: calendarID})
 	sess, err := provider.Join(ctx, u)
 	if err != nil {
-		m := e.set(apiv1.Meeting{State: apiv1.MeetingFailed, URL: Redact(u), Provider: provider.Name(), Reason: err.Error()})
+		m := e.set(apiv1.Meeting{State: apiv1.MeetingFailed, URL: Redact(u), Provider: provider.Name(), CalendarID: calendarID, Reason: err.Error()})
 		return m, fmt.Errorf("join %s: %w", Redact(u), err)
 	}
 	e.mu.Lock()
@@ -173,7 +180,7 @@ func (e *Engine) Join(ctx context.Context, raw string) (apiv1.Meeting, error) {
 	// Connected is published before Run watches the session: a session that
 	// ends at once then moves the engine on from connected, rather than a
 	// late "connected" overwriting its end.
-	m := e.set(apiv1.Meeting{State: apiv1.MeetingConnected, URL: Redact(u), Provider: provider.Name()})
+	m := e.set(apiv1.Meeting{State: apiv1.MeetingConnected, URL: Redact(u), Provider: provider.Name(), CalendarID: calendarID})
 	select {
 	case e.started <- sess:
 	case <-ctx.Done():
@@ -248,7 +255,7 @@ func (e *Engine) ended(sess Session) {
 	if !current {
 		return // already replaced or left through Leave
 	}
-	next := apiv1.Meeting{State: apiv1.MeetingLeft, URL: prev.URL, Provider: prev.Provider, Reason: "the meeting ended"}
+	next := apiv1.Meeting{State: apiv1.MeetingLeft, URL: prev.URL, Provider: prev.Provider, CalendarID: prev.CalendarID, Reason: "the meeting ended"}
 	if err := sess.Err(); err != nil {
 		next.State, next.Reason = apiv1.MeetingFailed, err.Error()
 	}
@@ -280,7 +287,7 @@ func (e *Engine) leaveLocked(ctx context.Context, reason string) error {
 		return nil
 	}
 	err := sess.Leave(ctx)
-	next := apiv1.Meeting{State: apiv1.MeetingLeft, URL: prev.URL, Provider: prev.Provider, Reason: reason}
+	next := apiv1.Meeting{State: apiv1.MeetingLeft, URL: prev.URL, Provider: prev.Provider, CalendarID: prev.CalendarID, Reason: reason}
 	if err != nil {
 		next.Reason = fmt.Sprintf("%s; leaving did not complete cleanly: %v", reason, err)
 	}
@@ -301,4 +308,27 @@ func (e *Engine) set(m apiv1.Meeting) apiv1.Meeting {
 		e.publish(m)
 	}
 	return m
+}
+
+// SelectVideo tells the current session which received video streams are
+// shown and at what size (see VideoSelector). With no session, or a
+// session whose server cannot select streams, it does nothing and returns
+// nil: the room then simply receives everything. An invalid list is
+// refused with ErrInvalidVideoWant before it reaches the session.
+func (e *Engine) SelectVideo(ctx context.Context, wants []VideoWant) error {
+	if err := ValidateVideoWants(wants); err != nil {
+		return err
+	}
+	sess := e.Session()
+	if sess == nil {
+		return nil
+	}
+	vs, ok := sess.(VideoSelector)
+	if !ok {
+		return nil
+	}
+	if err := vs.SelectVideo(ctx, wants); err != nil {
+		return fmt.Errorf("select video: %w", err)
+	}
+	return nil
 }

@@ -776,3 +776,28 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// A meeting joined from the calendar is named by its agenda ID in every
+// state of the session, until the next meeting.
+func TestJoinScheduledKeepsCalendarID(t *testing.T) {
+	p := &fakeProvider{name: "web", scheme: "https"}
+	h := newHarness(p)
+	h.run(t)
+	m, err := h.e.JoinScheduled(ctxT(t), "https://m.example/", "evt-42@2026-11-21")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.CalendarID != "evt-42@2026-11-21" {
+		t.Errorf("connected: calendarId %q", m.CalendarID)
+	}
+	p.session(t, 0).end(nil)
+	for i, got := range h.rec.waitFor(t, 3) {
+		if got.CalendarID != "evt-42@2026-11-21" {
+			t.Errorf("published state %d (%s): calendarId %q", i, got.State, got.CalendarID)
+		}
+	}
+	// A typed link joined next is no calendar meeting.
+	if m, err = h.e.Join(ctxT(t), "https://m.example/other"); err != nil || m.CalendarID != "" {
+		t.Errorf("Join after a scheduled meeting = %+v, %v; want no calendarId", m, err)
+	}
+}

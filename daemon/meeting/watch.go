@@ -66,7 +66,7 @@ func (e *Engine) transition(sess Session, state apiv1.MeetingState, reason strin
 	prev := e.state
 	e.mu.Unlock()
 	if current {
-		e.set(apiv1.Meeting{State: state, URL: prev.URL, Provider: prev.Provider, Reason: reason})
+		e.set(apiv1.Meeting{State: state, URL: prev.URL, Provider: prev.Provider, CalendarID: prev.CalendarID, Reason: reason})
 	}
 }
 
@@ -90,5 +90,5 @@ func (e *Engine) abort(ctx context.Context, sess Session, reason string) {
 	if err := sess.Leave(leaveCtx); err != nil {
 		e.logger.Warn("leave after media timeout", "err", err)
 	}
-	e.set(apiv1.Meeting{State: apiv1.MeetingFailed, URL: prev.URL, Provider: prev.Provider, Reason: reason})
+	e.set(apiv1.Meeting{State: apiv1.MeetingFailed, URL: prev.URL, Provider: prev.Provider, CalendarID: prev.CalendarID, Reason: reason})
 }

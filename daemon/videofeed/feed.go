@@ -44,7 +44,9 @@ var ErrClosed = errors.New("video feed closed")
 // Feed is an rtc.VideoSink that serves the frames it receives to WebSocket
 // clients. Its methods may be called concurrently.
 type Feed struct {
-	log *slog.Logger
+	log   *slog.Logger
+	opts  Options
+	clock clock
 	// Limits, from the constants above; tests shrink them.
 	maxClients       int
 	queueFrames      int
@@ -57,7 +59,10 @@ type Feed struct {
 	cancel context.CancelFunc
 	// kick wakes the request loop when a keyframe is wanted.
 	kick chan struct{}
-	// wg counts the request loop and the handlers.
+	// control wakes the control loop when clients come or go or what they
+	// show changed.
+	control chan struct{}
+	// wg counts the request and control loops and the handlers.
 	wg sync.WaitGroup
 
 	mu      sync.Mutex
@@ -68,6 +73,12 @@ type Feed struct {
 	slots   int                  // handlers running, attached or not
 	clients map[*client]struct{} // attached: they receive messages
 	lastID  uint64
+	// viewChanged: what the clients show may have changed since the
+	// control loop last looked.
+	viewChanged bool
+	// adds counts the tracks added, to tell which ones a client's last
+	// view message knew of.
+	adds uint64
 }
 
 var _ rtc.VideoSink = (*Feed)(nil)
@@ -76,6 +87,9 @@ var _ rtc.VideoSink = (*Feed)(nil)
 type track struct {
 	n    uint16
 	info rtc.TrackInfo
+	meta TrackMeta
+	// added is Feed.adds after the track was added.
+	added uint64
 	// want: some client waits for a keyframe that was not requested yet.
 	want bool
 	// lastRequest is when RequestKeyframe was last called.
@@ -83,21 +97,36 @@ type track struct {
 }
 
 func (t *track) json() trackJSON {
-	return trackJSON{N: t.n, ID: t.info.ID, Participant: t.info.StreamID, Peer: t.info.PeerLabel, Codec: string(t.info.Codec)}
+	return trackJSON{
+		N: t.n, ID: t.info.ID, Participant: t.meta.Participant, Display: t.meta.Display, Kind: t.meta.Kind,
+		Peer: t.info.PeerLabel, Codec: string(t.info.Codec),
+	}
 }
 
 // trackKey names a track across peers.
 func trackKey(info rtc.TrackInfo) string { return info.PeerLabel + "\x00" + info.ID }
 
-// New returns a Feed with no clients. Close ends its goroutine. logger may
-// be nil.
-func New(logger *slog.Logger) *Feed {
+// New returns a Feed with no clients and no Options but the logger, which
+// may be nil. Close ends its goroutines.
+func New(logger *slog.Logger) *Feed { return NewWithOptions(Options{Logger: logger}) }
+
+// NewWithOptions returns a Feed with no clients. Close ends its
+// goroutines.
+func NewWithOptions(opts Options) *Feed {
+	return newFeed(opts, realClock{})
+}
+
+func newFeed(opts Options, clk clock) *Feed {
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	f := &Feed{
 		log:              logger,
+		opts:             opts,
+		clock:            clk,
+		control:          make(chan struct{}, 1),
 		maxClients:       MaxClients,
 		queueFrames:      QueueFrames,
 		queueBytes:       QueueBytes,
@@ -111,6 +140,7 @@ func New(logger *slog.Logger) *Feed {
 		clients:          map[*client]struct{}{},
 	}
 	f.wg.Go(f.requestLoop)
+	f.wg.Go(f.controlLoop)
 	return f
 }
 
@@ -118,12 +148,27 @@ func New(logger *slog.Logger) *Feed {
 // client that wants it, or drops it for those that cannot take it now. It
 // never waits for the network. After Close it returns ErrClosed.
 func (f *Feed) WriteVideo(info rtc.TrackInfo, frame hal.EncodedFrame) error {
+	// A new track, and each keyframe, get described (outside the lock: the
+	// description comes from the signaling's state).
+	f.mu.Lock()
+	t := f.tracks[trackKey(info)]
+	closed := f.closed
+	f.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	var meta *TrackMeta
+	if t == nil || frame.Keyframe {
+		m := f.describe(info)
+		meta = &m
+	}
+
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return ErrClosed
 	}
-	t, err := f.trackLocked(info)
+	t, err := f.trackLocked(info, meta)
 	if err != nil {
 		return err
 	}
@@ -158,7 +203,7 @@ func (f *Feed) WriteVideo(info rtc.TrackInfo, frame hal.EncodedFrame) error {
 		}
 		delete(c.waitKey, t.n)
 		if msg == nil {
-			msg = encodeFrame(t.n, frame)
+			msg = EncodeFrame(t.n, frame)
 		}
 		f.pushLocked(c, outMessage{frame: true, data: msg})
 	}
@@ -166,24 +211,37 @@ func (f *Feed) WriteVideo(info rtc.TrackInfo, frame hal.EncodedFrame) error {
 }
 
 // trackLocked returns the track for info, adding it (and telling the
-// clients) if it is new.
-func (f *Feed) trackLocked(info rtc.TrackInfo) (*track, error) {
+// clients) if it is new. meta, if not nil, is the track's description
+// now: a known track whose description changed is added again.
+func (f *Feed) trackLocked(info rtc.TrackInfo, meta *TrackMeta) (*track, error) {
 	key := trackKey(info)
 	if t := f.tracks[key]; t != nil {
-		if t.info.Codec == info.Codec {
+		if t.info.Codec == info.Codec && (meta == nil || *meta == t.meta) {
 			return t, nil
 		}
-		// Same track, another codec: to a decoder that is a new track.
+		// Same track, another codec: to a decoder that is a new track. And
+		// another participant's media on it: a new tile.
 		f.removeLocked(key, t)
+	}
+	if meta == nil {
+		// Removed and written again between the two locks of WriteVideo:
+		// the next keyframe describes it.
+		m := TrackMeta{Participant: info.StreamID, Kind: KindCamera}
+		if info.PeerLabel == rtc.LocalPeerLabel {
+			m.Kind = KindSelf
+		}
+		meta = &m
 	}
 	n, ok := f.numberLocked()
 	if !ok {
 		return nil, fmt.Errorf("add video track %s: all %d track numbers in use", info.ID, len(f.byNum))
 	}
-	t := &track{n: n, info: info}
+	f.adds++
+	t := &track{n: n, info: info, meta: *meta, added: f.adds}
 	f.tracks[key] = t
 	f.byNum[n] = t
-	f.log.Debug("video track added", "track", n, "id", info.ID, "participant", info.StreamID, "peer", info.PeerLabel, "codec", info.Codec)
+	f.log.Debug("video track added", "track", n, "id", info.ID, "participant", meta.Participant, "kind", meta.Kind,
+		"peer", info.PeerLabel, "codec", info.Codec)
 	msg := mustJSON(trackAddedMessage{Type: typeTrackAdded, trackJSON: t.json()})
 	for c := range f.clients {
 		f.pushLocked(c, outMessage{data: msg})
@@ -191,6 +249,7 @@ func (f *Feed) trackLocked(info rtc.TrackInfo) (*track, error) {
 			c.waitKey[n] = true
 		}
 	}
+	f.viewChangedLocked()
 	return t, nil
 }
 
@@ -227,8 +286,10 @@ func (f *Feed) removeLocked(key string, t *track) {
 	for c := range f.clients {
 		delete(c.waitKey, t.n)
 		delete(c.subs, t.n)
+		delete(c.view, t.n)
 		f.pushLocked(c, outMessage{data: msg})
 	}
+	f.viewChangedLocked()
 }
 
 // wantLocked asks for a keyframe of t on behalf of c.
@@ -318,6 +379,9 @@ type ClientStats struct {
 	Connected  time.Time
 	// Tracks lists the subscribed track numbers; nil: every track.
 	Tracks []uint16
+	// View lists the sizes of the client's last view message, by track
+	// number; nil when it sent none (or a subscribe since).
+	View []TrackView
 	// FramesSent and BytesSent count the frame messages written to the
 	// client, headers included.
 	FramesSent uint64
@@ -332,6 +396,12 @@ type ClientStats struct {
 	KeyframeRequests uint64
 	// Queued is how many messages wait to be written.
 	Queued int
+}
+
+// TrackView is the size a client shows a track at.
+type TrackView struct {
+	N             uint16
+	Width, Height int
 }
 
 // Stats describes the connected clients, in the order they connected.
@@ -356,6 +426,13 @@ func (f *Feed) Stats() []ClientStats {
 				s.Tracks = append(s.Tracks, n)
 			}
 			slices.Sort(s.Tracks)
+		}
+		if c.view != nil {
+			s.View = make([]TrackView, 0, len(c.view))
+			for n, v := range c.view {
+				s.View = append(s.View, TrackView{N: n, Width: v.Width, Height: v.Height})
+			}
+			slices.SortFunc(s.View, func(a, b TrackView) int { return cmp.Compare(a.N, b.N) })
 		}
 		stats = append(stats, s)
 	}
@@ -389,6 +466,12 @@ type client struct {
 	// waitKey lists the subscribed tracks whose deltas the client must not
 	// get until a keyframe.
 	waitKey map[uint16]bool
+	// view is the last view message's sizes; nil before one (or after a
+	// subscribe): the client has no say in what the media layer receives.
+	view map[uint16]viewSize
+	// viewAdds is Feed.adds when the client sent its last view: tracks
+	// added later are unknown to that view.
+	viewAdds uint64
 
 	sent, bytesSent, dropped, keyframeRequests atomic.Uint64
 }

@@ -43,7 +43,7 @@ func TestProtocol(t *testing.T) {
 	if err := f.WriteVideo(cam.info, frame); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]any{"type": "track-added", "n": 1.0, "id": "video-a", "participant": "stream-alice", "peer": "sfu", "codec": "VP8"}
+	want := map[string]any{"type": "track-added", "n": 1.0, "id": "video-a", "participant": "stream-alice", "display": "", "kind": "camera", "peer": "sfu", "codec": "VP8"}
 	if got := c.control(ctx); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
@@ -87,8 +87,8 @@ func TestProtocol(t *testing.T) {
 	c2 := connect(t, ctx, srv)
 	got := c2.control(ctx)
 	want = map[string]any{"type": "tracks", "tracks": []any{
-		map[string]any{"n": 1.0, "id": "video-a", "participant": "stream-alice", "peer": "sfu", "codec": "VP8"},
-		map[string]any{"n": 2.0, "id": "video-a", "participant": "stream-bob", "peer": "screenshare", "codec": "H264"},
+		map[string]any{"n": 1.0, "id": "video-a", "participant": "stream-alice", "display": "", "kind": "camera", "peer": "sfu", "codec": "VP8"},
+		map[string]any{"n": 2.0, "id": "video-a", "participant": "stream-bob", "display": "", "kind": "camera", "peer": "screenshare", "codec": "H264"},
 	}}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("second client's tracks:\n got %v\nwant %v", got, want)

@@ -145,6 +145,7 @@ func (f *Feed) attach(c *client, cancel context.CancelFunc) {
 		c.waitKey[t.n] = true
 		f.wantLocked(t, c)
 	}
+	f.kickControl()
 }
 
 func (f *Feed) detach(c *client) {
@@ -152,6 +153,11 @@ func (f *Feed) detach(c *client) {
 	defer f.mu.Unlock()
 	delete(f.clients, c)
 	c.queue = queue{}
+	if c.view != nil {
+		f.viewChangedLocked()
+	} else {
+		f.kickControl()
+	}
 }
 
 // writeLoop writes c's queue until ctx ends (it returns 1001), a write
@@ -240,7 +246,7 @@ func (f *Feed) handle(c *client, m clientMessage) {
 			c.keyframeRequests.Add(1)
 		}
 		f.wantLocked(t, c)
-	case typeSubscribe:
+	case typeSubscribe, typeView:
 		var subs map[uint16]bool
 		if !m.All {
 			subs = map[uint16]bool{}
@@ -249,6 +255,17 @@ func (f *Feed) handle(c *client, m clientMessage) {
 					subs[n] = true
 				}
 			}
+		}
+		if m.Type == typeView {
+			view := make(map[uint16]viewSize, len(subs))
+			for n := range subs {
+				view[n] = m.Sizes[n]
+			}
+			c.view, c.viewAdds = view, f.adds
+			f.viewChangedLocked()
+		} else if c.view != nil {
+			c.view = nil
+			f.viewChangedLocked()
 		}
 		for n, t := range f.byNum {
 			was, is := c.subscribedLocked(n), subs == nil || subs[n]

@@ -30,15 +30,27 @@ const (
 	typeTrackRemoved = "track-removed"
 	typeSubscribe    = "subscribe"
 	typeKeyframe     = "keyframe"
+	typeView         = "view"
+	typeLevels       = "levels"
 )
+
+// maxViewSide bounds a view message's width and height: 8K and then some.
+const maxViewSide = 16384
 
 // trackJSON describes a track in the tracks and track-added messages.
 type trackJSON struct {
 	N           uint16 `json:"n"`
 	ID          string `json:"id"`
 	Participant string `json:"participant"`
+	Display     string `json:"display"`
+	Kind        string `json:"kind"`
 	Peer        string `json:"peer"`
 	Codec       string `json:"codec"`
+}
+
+type levelsMessage struct {
+	Type   string             `json:"type"`
+	Levels map[string]float64 `json:"levels"`
 }
 
 type tracksMessage struct {
@@ -57,8 +69,9 @@ type trackRemovedMessage struct {
 	ID   string `json:"id"`
 }
 
-// encodeFrame returns the binary message carrying frame as track n.
-func encodeFrame(n uint16, frame hal.EncodedFrame) []byte {
+// EncodeFrame returns the binary message carrying frame as track n: the
+// header above, then the frame. The camera preview uses the same framing.
+func EncodeFrame(n uint16, frame hal.EncodedFrame) []byte {
 	b := make([]byte, HeaderSize+len(frame.Data))
 	b[0] = ProtocolVersion
 	if frame.Keyframe {
@@ -83,7 +96,13 @@ type clientMessage struct {
 	// All is a subscribe to every track; otherwise Tracks lists them.
 	All    bool
 	Tracks []uint16
+	// Sizes are a view message's sizes, by track (Tracks lists the same
+	// tracks, each once).
+	Sizes map[uint16]viewSize
 }
+
+// viewSize is the size a client shows a track at, in device pixels.
+type viewSize struct{ Width, Height int }
 
 // errMalformed wraps every parse error; its text is the close reason.
 var errMalformed = errors.New("malformed message")
@@ -126,6 +145,32 @@ func parseClientMessage(b []byte) (clientMessage, error) {
 			if n == 0 {
 				return clientMessage{}, fmt.Errorf("%w: tracks must be null or an array of numbers from 1 to 65535", errMalformed)
 			}
+		}
+	case typeView:
+		var views []struct {
+			N      *uint16 `json:"n"`
+			Width  *int    `json:"width"`
+			Height *int    `json:"height"`
+		}
+		const want = "tracks must be an array of {n, width, height}: n from 1 to 65535, sizes from 1 to 16384"
+		if isNull(raw.Tracks) {
+			return clientMessage{}, fmt.Errorf("%w: view without tracks", errMalformed)
+		}
+		if err := json.Unmarshal(raw.Tracks, &views); err != nil {
+			return clientMessage{}, fmt.Errorf("%w: %s", errMalformed, want)
+		}
+		m.Tracks = []uint16{}
+		m.Sizes = map[uint16]viewSize{}
+		for _, v := range views {
+			if v.N == nil || *v.N == 0 || v.Width == nil || v.Height == nil ||
+				*v.Width < 1 || *v.Height < 1 || *v.Width > maxViewSide || *v.Height > maxViewSide {
+				return clientMessage{}, fmt.Errorf("%w: %s", errMalformed, want)
+			}
+			old, seen := m.Sizes[*v.N]
+			if !seen {
+				m.Tracks = append(m.Tracks, *v.N)
+			}
+			m.Sizes[*v.N] = viewSize{max(old.Width, *v.Width), max(old.Height, *v.Height)}
 		}
 	default:
 		return clientMessage{}, fmt.Errorf("%w: unknown type %q", errMalformed, truncate(m.Type, 32))

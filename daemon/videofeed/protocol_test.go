@@ -24,6 +24,14 @@ func TestParseClientMessage(t *testing.T) {
 		{`{"type":"subscribe","tracks":null}`, clientMessage{Type: "subscribe", All: true}},
 		{`{"type":"subscribe"}`, clientMessage{Type: "subscribe", All: true}},
 		{` {"type":"subscribe"} `, clientMessage{Type: "subscribe", All: true}},
+		{`{"type":"view","tracks":[]}`, clientMessage{Type: "view", Tracks: []uint16{}, Sizes: map[uint16]viewSize{}}},
+		{`{"type":"view","tracks":[{"n":3,"width":1280,"height":720},{"n":5,"width":320,"height":180,"x":1}]}`, clientMessage{
+			Type: "view", Tracks: []uint16{3, 5}, Sizes: map[uint16]viewSize{3: {1280, 720}, 5: {320, 180}},
+		}},
+		// A track listed twice: the larger of each side.
+		{`{"type":"view","tracks":[{"n":3,"width":640,"height":720},{"n":3,"width":1280,"height":360}]}`, clientMessage{
+			Type: "view", Tracks: []uint16{3}, Sizes: map[uint16]viewSize{3: {1280, 720}},
+		}},
 	} {
 		got, err := parseClientMessage([]byte(tc.in))
 		if err != nil || !reflect.DeepEqual(got, tc.want) {
@@ -35,6 +43,10 @@ func TestParseClientMessage(t *testing.T) {
 		`{"type":"keyframe","track":-1}`, `{"type":"keyframe","track":1.5}`, `{"type":"keyframe","track":"1"}`,
 		`{"type":"keyframe","track":null}`, `{"type":"subscribe","tracks":[0]}`, `{"type":"subscribe","tracks":[1,"2"]}`,
 		`{"type":"subscribe","tracks":{}}`, `{"type":"subscribe"}x`, `{"type":"subscribe"`,
+		`{"type":"view"}`, `{"type":"view","tracks":null}`, `{"type":"view","tracks":[1]}`, `{"type":"view","tracks":[{"n":1}]}`,
+		`{"type":"view","tracks":[{"n":0,"width":1,"height":1}]}`, `{"type":"view","tracks":[{"n":1,"width":0,"height":1}]}`,
+		`{"type":"view","tracks":[{"n":1,"width":10,"height":-1}]}`, `{"type":"view","tracks":[{"n":1,"width":10.5,"height":10}]}`,
+		`{"type":"view","tracks":[{"n":1,"width":16385,"height":10}]}`, `{"type":"view","tracks":[{"width":1,"height":1}]}`,
 	} {
 		if got, err := parseClientMessage([]byte(in)); !errors.Is(err, errMalformed) {
 			t.Errorf("parse %s = %+v, %v; want an error", in, got, err)
@@ -47,7 +59,7 @@ func TestParseClientMessage(t *testing.T) {
 func FuzzClientMessage(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"keyframe","track":3}`, `{"type":"subscribe","tracks":[1,2]}`, `{"type":"subscribe","tracks":null}`,
-		`{"type":"subscribe"}`, `{"type":"x"}`, `{"type":"keyframe","track":1e3}`, `[]`, `{"type":"\u0000\xff` + strings.Repeat("é", 100) + `"}`,
+		`{"type":"subscribe"}`, `{"type":"x"}`, `{"type":"keyframe","track":1e3}`, `{"type":"view","tracks":[{"n":3,"width":1280,"height":720}]}`, `[]`, `{"type":"\u0000\xff` + strings.Repeat("é", 100) + `"}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -76,6 +88,15 @@ func FuzzClientMessage(f *testing.F) {
 					t.Fatalf("subscribe to track 0 from %q", b)
 				}
 			}
+		case typeView:
+			if m.All || len(m.Tracks) != len(m.Sizes) {
+				t.Fatalf("view %+v from %q", m, b)
+			}
+			for _, n := range m.Tracks {
+				if s, ok := m.Sizes[n]; n == 0 || !ok || s.Width < 1 || s.Height < 1 || s.Width > maxViewSide || s.Height > maxViewSide {
+					t.Fatalf("view %+v from %q", m, b)
+				}
+			}
 		default:
 			t.Fatalf("accepted type %q", m.Type)
 		}
@@ -92,10 +113,10 @@ func TestEncodeFrameLimits(t *testing.T) {
 		{hal.EncodedFrame{CapturedAt: time.UnixMicro(-5), Duration: -time.Second}, -5, 0},
 		{hal.EncodedFrame{CapturedAt: time.UnixMicro(math.MaxInt64), Duration: 100 * time.Hour}, math.MaxInt64, math.MaxUint32},
 	} {
-		b := encodeFrame(65535, tc.frame)
+		b := EncodeFrame(65535, tc.frame)
 		if len(b) != HeaderSize || b[1] != 0 || binary.BigEndian.Uint16(b[2:]) != 65535 ||
 			int64(binary.BigEndian.Uint64(b[4:])) != tc.captured || binary.BigEndian.Uint32(b[12:]) != tc.duration {
-			t.Errorf("encodeFrame(%+v) = % x", tc.frame, b)
+			t.Errorf("EncodeFrame(%+v) = % x", tc.frame, b)
 		}
 	}
 }

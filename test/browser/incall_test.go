@@ -60,13 +60,13 @@ func TestKioskInCall(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#join-button")),
 	)
 	k.waitFor("the in-call screen", `el("#meeting-state").dataset.state === "connected" && el("#call").checkVisibility() && !el(".screen").checkVisibility()`)
-	k.waitFor("the guest's video decoded on a tile", `Number(el(".tile[data-state=playing]").dataset.frames) > 10`)
+	k.waitFor("the guest's video decoded on a tile", `Number(el("#tiles .tile[data-state=playing]").dataset.frames) > 10`)
 	t.Logf("first decoded remote video %v after Join", time.Since(start).Round(10*time.Millisecond))
-	if got := k.eval(`document.querySelectorAll(".tile").length + " " + el("#tiles").dataset.count`); got != "1 1" {
+	if got := k.eval(`document.querySelectorAll("#tiles .tile").length + " " + el("#tiles").dataset.count`); got != "1 1" {
 		k.fatalf("tiles (count, data-count) = %q, want one tile for the one guest", got)
 	}
 	// The name comes with the call status, every few seconds.
-	k.waitFor("the guest's name on the tile", fmt.Sprintf(`text(".tile .tile-name") === %s`, chromium.JSString(guestName)))
+	k.waitFor("the guest's name on the tile", fmt.Sprintf(`text("#tiles .tile .tile-name") === %s`, chromium.JSString(guestName)))
 
 	// Moving video: the tile is far from uniform and changes between shots.
 	first := k.tileShot("kiosk-call-1.png")
@@ -81,7 +81,7 @@ func TestKioskInCall(t *testing.T) {
 	}
 	k.do("press Enter on the layout button", chromedp.KeyEvent("\r"))
 	k.waitFor("the speaker view", `el("#call-stage").dataset.layout === "speaker" && el("#layout-button").getAttribute("aria-pressed") === "true"`)
-	k.waitFor("the guest's video in the speaker view", fmt.Sprintf(`el(".tile[data-state=playing]").checkVisibility() && text(".tile .tile-name") === %s`, chromium.JSString(guestName)))
+	k.waitFor("the guest's video in the speaker view", fmt.Sprintf(`el("#tiles .tile[data-state=playing]").checkVisibility() && text("#tiles .tile .tile-name") === %s`, chromium.JSString(guestName)))
 	// Arrow keys move between the controls, as a TV remote does.
 	k.do("press the right arrow", chromedp.KeyEvent(kb.ArrowRight))
 	if got := k.eval(`document.activeElement.id`); got != "participants-button" {
@@ -96,7 +96,7 @@ func TestKioskInCall(t *testing.T) {
 	k.checkCallFits()
 	k.screenshot("kiosk-call-panels.png", 1920, 1080)
 	k.do("back to the grid", chromedp.Click(chromedp.CSS("#layout-button")))
-	k.waitFor("the grid view", `el("#call-stage").dataset.layout === "grid" && el(".tile[data-state=playing]").checkVisibility()`)
+	k.waitFor("the grid view", `el("#call-stage").dataset.layout === "grid" && el("#tiles .tile[data-state=playing]").checkVisibility()`)
 
 	// The privacy switches: the page shows what roomd says, and roomd's
 	// call status agrees.
@@ -137,7 +137,7 @@ func (k *kiosk) tileShot(name string) image.Image {
 	k.t.Helper()
 	var r struct{ X, Y, W, H float64 }
 	if err := json.Unmarshal([]byte(k.eval(`JSON.stringify((() => {
-		const b = el(".tile[data-state=playing] canvas").getBoundingClientRect();
+		const b = el("#tiles .tile[data-state=playing] canvas").getBoundingClientRect();
 		return {X: b.x, Y: b.y, W: b.width, H: b.height};
 	})())`)), &r); err != nil {
 		k.fatalf("tile rectangle: %v", err)

@@ -89,6 +89,14 @@ type Options struct {
 	// publishes both: that is what a person in a meeting does, and a guest
 	// that publishes nothing is not supported.
 	Video, Audio bool
+	// Screen also publishes a shared "screen": a second video track, a
+	// moving 1280x720 canvas (white with dark blue bars, where the fake
+	// camera is green) at 15 fps, which the publish request describes as
+	// "screen" and the camera as "camera".
+	Screen bool
+	// Simulcast publishes the camera in three simulcast layers (full,
+	// half and quarter size), as browsers in large meetings do.
+	Simulcast bool
 	// Artifacts is the directory for screenshots and the page's console
 	// log; empty means a temporary directory of the test.
 	Artifacts string
@@ -114,6 +122,9 @@ type Stats struct {
 	// VideoFramesSent and AudioPacketsSent count what the guest published.
 	VideoFramesSent  int `json:"videoFramesSent"`
 	AudioPacketsSent int `json:"audioPacketsSent"`
+	// VideoStreamsSent counts the outbound video RTP streams: one per video
+	// track, three for a simulcast camera.
+	VideoStreamsSent int `json:"videoStreamsSent"`
 	// Paths are the ICE candidate pairs in use, one per connected
 	// RTCPeerConnection, as "local-ip:port -> remote-ip:port".
 	Paths []string `json:"paths"`
@@ -259,15 +270,17 @@ func (g *Guest) startJoin(ctx context.Context, pageURL string) error {
 		return errors.New(loaded)
 	}
 	cfg, err := json.Marshal(map[string]any{
-		"server":  g.opts.JanusWS,
-		"room":    g.opts.Room,
-		"pin":     g.opts.Pin,
-		"display": g.opts.Display,
-		"video":   g.opts.Video,
-		"audio":   g.opts.Audio,
-		"width":   captureWidth,
-		"height":  captureHeight,
-		"fps":     captureFPS,
+		"server":    g.opts.JanusWS,
+		"room":      g.opts.Room,
+		"pin":       g.opts.Pin,
+		"display":   g.opts.Display,
+		"video":     g.opts.Video,
+		"audio":     g.opts.Audio,
+		"screen":    g.opts.Screen,
+		"simulcast": g.opts.Simulcast,
+		"width":     captureWidth,
+		"height":    captureHeight,
+		"fps":       captureFPS,
 	})
 	if err != nil {
 		return fmt.Errorf("encode the page's options: %w", err)

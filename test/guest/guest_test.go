@@ -241,3 +241,33 @@ func TestPIN(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestScreenAndSimulcast has a guest publish its camera in simulcast and a
+// shared "screen": four video streams leave it (three camera layers, the
+// screen), and another guest receives and decodes its video.
+func TestScreenAndSimulcast(t *testing.T) {
+	j := janustest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	presenter := guest.Start(t, guest.Options{JanusWS: j.WSURL, Room: janustest.Room, Display: "presenter", Screen: true, Simulcast: true})
+	viewer := guest.Start(t, guest.Options{JanusWS: j.WSURL, Room: janustest.Room, Display: "viewer"})
+	for _, g := range []*guest.Guest{presenter, viewer} {
+		if err := g.WaitJoined(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mctx, mcancel := context.WithTimeout(ctx, mediaTimeout)
+	defer mcancel()
+	f, err := viewer.WaitFeed(mctx, "presenter", flowing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := presenter.Stats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.VideoStreamsSent != 4 || st.VideoFramesSent == 0 {
+		t.Errorf("the presenter sends %d video streams (%d frames), want 4: three simulcast layers and the screen", st.VideoStreamsSent, st.VideoFramesSent)
+	}
+	t.Logf("presenter: %d video streams, %d frames sent; the viewer decoded %d frames", st.VideoStreamsSent, st.VideoFramesSent, f.VideoFramesDecoded)
+}

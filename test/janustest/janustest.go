@@ -4,8 +4,8 @@
 // The configuration lives in conf/ next to this file and is embedded: only
 // the VideoRoom plugin and the WebSocket and HTTP transports are loaded,
 // both transports listen on free loopback ports, the admin API is off, and
-// ICE uses one address with no STUN or TURN. The rooms are Room (open) and
-// PINRoom (needs PIN).
+// ICE uses one address with no STUN or TURN. The rooms are Room (open),
+// PINRoom (needs PIN), H264Room and SimulcastRoom.
 //
 // Janus (through libnice) never gathers ICE candidates on loopback, so a
 // test binary that uses this package runs in a network namespace of its
@@ -48,7 +48,12 @@ const (
 	PIN = "secret"
 	// H264Room is a VideoRoom whose only video codec is H.264.
 	H264Room = 2640
-	// AdminSecret is both rooms' secret, for requests such as "destroy".
+	// SimulcastRoom is a VP8 VideoRoom for up to 9 publishers with no
+	// bitrate cap and no periodic keyframe requests (fir_freq 0): a
+	// keyframe after a subscriber resumes or switches layers answers that
+	// request alone.
+	SimulcastRoom = 4321
+	// AdminSecret is every room's secret, for requests such as "destroy".
 	AdminSecret = "adminpwd"
 )
 

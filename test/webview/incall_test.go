@@ -19,12 +19,18 @@ import (
 // above the call bar, and the picture is scaled to fit it.
 var videoArea = image.Rect(660, 200, 1260, 760)
 
+// selfArea is a rectangle inside the self-view in the stage's top right
+// corner: the room's simulated camera (colour bars, and a frame counter in
+// black and white blocks along the top), mirrored.
+var selfArea = image.Rect(1450, 40, 1870, 270)
+
 // TestRoomkioskInCall runs the shell against a real roomd in a real Janus
 // room with a Chromium guest sending its fake camera (a moving green
 // pattern), joins, and judges the screen by its pixels: WebKit's own
 // WebCodecs VideoDecoder must decode the guest's VP8 and the page draw it,
 // so the tile shows the guest's green, far from uniform, and moving between
-// shots. Leaving brings the home screen back.
+// shots; and the self-view in the corner shows the room's own camera,
+// moving too. Leaving brings the home screen back.
 func TestRoomkioskInCall(t *testing.T) {
 	requireTools(t)
 	root := roomdtest.RepoRoot(t)
@@ -80,6 +86,32 @@ func TestRoomkioskInCall(t *testing.T) {
 		return nil
 	})
 
+	// The self-view: the room's own video, decoded by WebKit too.
+	var self image.Image
+	waitScreen(t, display, art, "24-call-self-view", 20*time.Second, func(img image.Image) error {
+		self = img
+		return checkSelfView(img)
+	})
+	time.Sleep(time.Second)
+	waitScreen(t, display, art, "25-call-self-view-later", 10*time.Second, func(img image.Image) error {
+		if err := checkSelfView(img); err != nil {
+			return err
+		}
+		changed := 0
+		for y := selfArea.Min.Y; y < selfArea.Max.Y; y++ {
+			for x := selfArea.Min.X; x < selfArea.Max.X; x++ {
+				if math.Abs(lumaAt(self, x, y)-lumaAt(img, x, y)) > 16 {
+					changed++
+				}
+			}
+		}
+		if changed < 100 {
+			return fmt.Errorf("only %d pixels of the self-view changed: not moving", changed)
+		}
+		t.Logf("%d pixels of the self-view changed between shots", changed)
+		return nil
+	})
+
 	if _, err := d.Client.Leave(ctx); err != nil {
 		t.Fatalf("leave: %v", err)
 	}
@@ -116,6 +148,32 @@ func checkRemoteVideo(img image.Image) error {
 		errs = append(errs, fmt.Errorf("the video area is nearly uniform (luma standard deviation %.1f)", sd))
 	}
 	return errors.Join(errs...)
+}
+
+// checkSelfView accepts a screen whose self-view area shows the simulated
+// camera's colour bars: red, blue and other colours side by side, where
+// the far end's video is all green.
+func checkSelfView(img image.Image) error {
+	if err := checkSize(img); err != nil {
+		return err
+	}
+	red, blue, n := 0, 0, 0
+	for y := selfArea.Min.Y; y < selfArea.Max.Y; y++ {
+		for x := selfArea.Min.X; x < selfArea.Max.X; x++ {
+			c := rgbAt(img, x, y)
+			n++
+			switch {
+			case int(c.r) > int(c.g)+80 && int(c.r) > int(c.b)+80:
+				red++
+			case int(c.b) > int(c.r)+80 && int(c.b) > int(c.g)+80:
+				blue++
+			}
+		}
+	}
+	if red*50 < n || blue*50 < n {
+		return fmt.Errorf("the self-view area has %.1f%% red and %.1f%% blue: not the room's colour bars", 100*float64(red)/float64(n), 100*float64(blue)/float64(n))
+	}
+	return nil
 }
 
 func lumaAt(img image.Image, x, y int) float64 {

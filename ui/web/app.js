@@ -12,6 +12,7 @@
 
 import { Agenda, EndPrompt } from "./agenda.js";
 import { CallView } from "./call.js";
+import { initAdmin } from "./admin.js";
 
 const API = "/api/v1";
 
@@ -67,6 +68,13 @@ function main() {
   };
 
   startClock(el);
+  // The settings dialog (admin.js) and the display-sleep overlay.
+  const admin = initAdmin({
+    onRoomName: (name) => {
+      el.room.textContent = name || "Atrium";
+      document.title = name ? `${name} — Atrium` : "Atrium";
+    },
+  });
   const devices = new DeviceList();
   let join = null;
   const call = new CallView({ onLeave: (button) => join.leave(button) });
@@ -90,6 +98,7 @@ function main() {
       // Every connection starts with a status: read the calendar, which
       // may have changed while the page was away.
       agenda.fetch();
+      admin.display.refresh(); // the status does not carry the display's state
       el.room.textContent = st.room || "Atrium";
       document.title = st.room ? `${st.room} — Atrium` : "Atrium";
       // "1.2.0" reads better as "v1.2.0"; "dev" or a commit hash do not.
@@ -102,6 +111,8 @@ function main() {
     onCall: (c) => call.showCall(c),
     onDevice: (type, d) => devices.apply(type, d),
     onCalendar: (cal) => agenda.update(cal),
+    onDisplay: (d) => admin.display.show(d),
+    onSettings: (v) => admin.settingsChanged(v),
   });
   agenda.start();
   addEventListener("pagehide", () => agenda.stop());
@@ -148,6 +159,8 @@ class EventStream {
     src.addEventListener("meeting.state", (e) => this.dispatch(e, (m) => this.h.onMeeting(m)));
     src.addEventListener("call.stats", (e) => this.dispatch(e, (c) => this.h.onCall(c)));
     src.addEventListener("calendar.changed", (e) => this.dispatch(e, (c) => this.h.onCalendar(c)));
+    src.addEventListener("display.changed", (e) => this.dispatch(e, (d) => this.h.onDisplay(d)));
+    src.addEventListener("settings.changed", (e) => this.dispatch(e, (v) => this.h.onSettings(v)));
     for (const type of ["device.added", "device.removed", "device.changed"]) {
       src.addEventListener(type, (e) => this.dispatch(e, (d) => this.h.onDevice(type, d)));
     }

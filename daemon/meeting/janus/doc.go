@@ -37,6 +37,14 @@
 // keeps the session from Janus's 60 s session timeout. Messages over
 // MaxMessageSize end the connection.
 //
+// Session.SelectVideo (meeting.VideoSelector) makes the subscription
+// follow what the kiosk shows: a "configure" with per-stream "send" pauses
+// the video streams not shown and resumes them (Janus asks the publisher
+// for a keyframe), and "substream"/"temporal" pick the simulcast layer
+// that fits the shown height within a downlink budget (video.go has the
+// rules). SubscribedStream.Description carries the publisher's stream
+// description ("screen"), from the layout's feed_description.
+//
 // A Session ends by itself, with Err saying why, when the server closes the
 // connection, the Janus session times out, the room is destroyed, the room
 // is kicked, or a media connection fails for good. A media connection that

@@ -3,14 +3,18 @@ package janus_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media"
 
@@ -49,19 +53,25 @@ func (f *pionPeers) NewPeer(ctx context.Context, opts meeting.PeerOptions) (meet
 	pctx, cancel := context.WithCancel(context.Background())
 	p := &pionPeer{opts: opts, pc: pc, ctx: pctx, cancel: cancel, state: make(chan meeting.PeerState, 64)}
 	pc.OnConnectionStateChange(p.onState)
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(tr *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
 		p.tracks.Add(1)
+		var ms *midStats
 		if tr.Kind() == webrtc.RTPCodecTypeVideo {
 			p.videoSSRC.Store(uint32(tr.SSRC()))
+			ms = p.stats(receiverMID(pc, r))
 		}
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
 			for {
-				if _, _, err := tr.ReadRTP(); err != nil {
+				pkt, _, err := tr.ReadRTP()
+				if err != nil {
 					return
 				}
 				p.rtp.Add(1)
+				if ms != nil {
+					ms.add(pkt)
+				}
 			}
 		}()
 	})
@@ -107,6 +117,75 @@ type pionPeer struct {
 	mu     sync.Mutex
 	state  chan meeting.PeerState
 	closed bool
+	byMID  map[string]*midStats // received video, by mid
+}
+
+// stats returns the received video statistics of mid.
+func (p *pionPeer) stats(mid string) *midStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.byMID == nil {
+		p.byMID = map[string]*midStats{}
+	}
+	if p.byMID[mid] == nil {
+		p.byMID[mid] = &midStats{}
+	}
+	return p.byMID[mid]
+}
+
+func receiverMID(pc *webrtc.PeerConnection, r *webrtc.RTPReceiver) string {
+	for _, t := range pc.GetTransceivers() {
+		if t.Receiver() == r {
+			return t.Mid()
+		}
+	}
+	return ""
+}
+
+// midStats counts what arrives on one received video stream: bytes of
+// RTP payload and the frames, with keyframes and the size their VP8
+// header gives.
+type midStats struct {
+	mu     sync.Mutex
+	bytes  int64
+	frames []frameStart
+}
+
+// frameStart is the first packet of a VP8 frame.
+type frameStart struct {
+	at            time.Time
+	key           bool
+	width, height int // from a keyframe's header
+}
+
+func (m *midStats) add(pkt *rtp.Packet) {
+	var vp8 codecs.VP8Packet
+	payload, err := vp8.Unmarshal(pkt.Payload)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.bytes += int64(len(pkt.Payload))
+	if err != nil || vp8.S != 1 || vp8.PID != 0 || len(payload) == 0 {
+		return
+	}
+	f := frameStart{at: time.Now(), key: payload[0]&1 == 0}
+	// A keyframe's header: 3 bytes of frame tag, the start code 9d 01 2a,
+	// then width and height (14 bits each, little endian).
+	if f.key && len(payload) >= 10 && payload[3] == 0x9d && payload[4] == 0x01 && payload[5] == 0x2a {
+		f.width = int(binary.LittleEndian.Uint16(payload[6:8]) & 0x3fff)
+		f.height = int(binary.LittleEndian.Uint16(payload[8:10]) & 0x3fff)
+	}
+	m.frames = append(m.frames, f)
+}
+
+// snapshot returns the payload bytes so far and the frames since since.
+func (m *midStats) snapshot(since time.Time) (int64, []frameStart) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	i := len(m.frames)
+	for i > 0 && m.frames[i-1].at.After(since) {
+		i--
+	}
+	return m.bytes, slices.Clone(m.frames[i:])
 }
 
 func (p *pionPeer) addSenders() error {

@@ -46,6 +46,9 @@ type Stream struct {
 	Description string
 	// Disabled means the publisher stopped sending it for now.
 	Disabled bool
+	// Simulcast means the publisher sends it in several layers (VP8 or
+	// H.264 simulcast), so a subscription can pick a smaller one.
+	Simulcast bool
 }
 
 // SubscribedStream is one stream of the room's subscription, as Janus
@@ -61,6 +64,9 @@ type SubscribedStream struct {
 	Display string
 	// Type is "audio", "video" or "data".
 	Type string
+	// Description is the publisher's label for the stream ("camera",
+	// "screen"), if it gave one.
+	Description string
 }
 
 // Session is one joined VideoRoom. It implements meeting.Session.
@@ -91,6 +97,10 @@ type Session struct {
 	subMIDs    map[string]ID   // subscription mid → the feed it carries
 	connected  map[string]bool // peer label → last Connected seen
 	restarts   map[string]*iceRestart
+	// subVideo is the subscription's video streams by mid, and video
+	// what Janus has been told to forward of each (see video.go).
+	subVideo map[string]subVideo
+	video    map[string]videoSetting
 	// restartCheck fires at the earliest pending restart's deadline; nil
 	// when none is pending.
 	restartCheck <-chan time.Time
@@ -99,6 +109,8 @@ type Session struct {
 	// restartReq hands RestartICE's requests to the loop, which alone
 	// touches the peers and the subscription.
 	restartReq chan restartRequest
+	// selectReq hands SelectVideo's requests to the loop.
+	selectReq chan selectRequest
 
 	stopLoop context.CancelFunc
 	loopDone chan struct{}
@@ -114,8 +126,9 @@ type Session struct {
 }
 
 var (
-	_ meeting.Session   = (*Session)(nil)
-	_ meeting.Restarter = (*Session)(nil)
+	_ meeting.Session       = (*Session)(nil)
+	_ meeting.Restarter     = (*Session)(nil)
+	_ meeting.VideoSelector = (*Session)(nil)
 )
 
 // join runs the whole join on c: session, publisher handle, join,
@@ -128,6 +141,9 @@ func join(ctx context.Context, c *conn, t Target, cfg Config, peers PeersFunc, l
 		room:       t.Room,
 		subscribed: map[ID]bool{},
 		subMIDs:    map[string]ID{},
+		subVideo:   map[string]subVideo{},
+		video:      map[string]videoSetting{},
+		selectReq:  make(chan selectRequest),
 		connected:  map[string]bool{},
 		restarts:   map[string]*iceRestart{},
 		restartReq: make(chan restartRequest),
@@ -292,6 +308,8 @@ func (s *Session) serve(ctx context.Context) error {
 			}
 		case req := <-s.restartReq:
 			req.reply <- s.restartRequested(ctx, req.ctx)
+		case req := <-s.selectReq:
+			req.reply <- s.selectRequested(ctx, req)
 		}
 	}
 }
@@ -778,15 +796,35 @@ func (s *Session) noteStreams(ev *roomEvent) {
 	}
 	clear(s.subMIDs)
 	var layout []SubscribedStream
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, st := range ev.Streams {
 		if st.FeedID != nil && st.MID != "" && (st.Active == nil || *st.Active) {
 			s.subMIDs[st.MID] = *st.FeedID
-			layout = append(layout, SubscribedStream{MID: st.MID, ParticipantID: *st.FeedID, Display: st.FeedDisplay, Type: st.Type})
+			desc := st.FeedDescription
+			if desc == "" {
+				// Older servers leave it out of the layout; the
+				// publisher's own list has it.
+				desc = s.publishedLocked(*st.FeedID, st.FeedMID).Description
+			}
+			layout = append(layout, SubscribedStream{MID: st.MID, ParticipantID: *st.FeedID, Display: st.FeedDisplay, Type: st.Type, Description: desc})
 		}
 	}
-	s.mu.Lock()
 	s.substreams = layout
-	s.mu.Unlock()
+	s.noteVideoLocked(ev.Streams)
+}
+
+// publishedLocked returns the stream feed publishes as feedMID, or a zero
+// Stream if it is not known.
+func (s *Session) publishedLocked(feed ID, feedMID string) Stream {
+	if i := s.indexLocked(feed); i >= 0 {
+		for _, st := range s.participants[i].Streams {
+			if st.MID == feedMID {
+				return st
+			}
+		}
+	}
+	return Stream{}
 }
 
 // answer answers Janus's subscription offer on the subscriber peer. Every
@@ -975,7 +1013,7 @@ func (s *Session) addPublishersLocked(pubs []publisher) []ID {
 		}
 		streams := make([]Stream, 0, len(p.Streams))
 		for _, st := range p.Streams {
-			streams = append(streams, Stream{Type: st.Type, MID: st.MID, Codec: st.Codec, Description: st.Description, Disabled: st.Disabled})
+			streams = append(streams, Stream{Type: st.Type, MID: st.MID, Codec: st.Codec, Description: st.Description, Disabled: st.Disabled, Simulcast: bool(st.Simulcast)})
 		}
 		s.upsert(p.ID, p.Display, streams, true)
 		feeds = append(feeds, p.ID)

@@ -133,10 +133,38 @@ type stream struct {
 	Codec       string `json:"codec"`
 	Description string `json:"description"`
 	Disabled    bool   `json:"disabled"`
-	Active      *bool  `json:"active"`
-	FeedID      *ID    `json:"feed_id"`
-	FeedMID     string `json:"feed_mid"`
-	FeedDisplay string `json:"feed_display"`
+	// Simulcast is true (published streams) or an object with the
+	// layers (subscription streams) when the publisher sends simulcast.
+	Simulcast flag  `json:"simulcast"`
+	Active    *bool `json:"active"`
+	// Send says whether Janus relays the stream to this subscription
+	// (false while paused with configure "send": false).
+	Send            *bool  `json:"send"`
+	FeedID          *ID    `json:"feed_id"`
+	FeedMID         string `json:"feed_mid"`
+	FeedDisplay     string `json:"feed_display"`
+	FeedDescription string `json:"feed_description"`
+}
+
+// flag is a field Janus sends as true, or as an object that means true
+// (its details are not used here). Anything else is false: the field is a
+// hint, and a shape this code does not know must not fail the message.
+type flag bool
+
+func (f *flag) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	switch v := v.(type) {
+	case bool:
+		*f = flag(v)
+	case map[string]any:
+		*f = true
+	default:
+		*f = false
+	}
+	return nil
 }
 
 // roomEvent decodes the VideoRoom data of m.

@@ -166,6 +166,15 @@ type Media struct {
 
 	// VideoSinks receive every remote video track's encoded frames.
 	VideoSinks []VideoSink
+	// LocalVideoSinks receive the room's own video as it is sent, for a
+	// self-view: every frame a sending peer's video encoder produced, the
+	// very bytes the far end gets (no second encoder), from the first
+	// keyframe on. The TrackInfo's PeerLabel is LocalPeerLabel, its ID the
+	// sending peer's label, its Kind "video"; its RequestKeyframe makes the
+	// encoder send a keyframe (to the far end too), at most one per 250 ms.
+	// WriteVideo is called from the capture loop and must not block; the
+	// camera off, the sinks get the "camera off" card the far end sees.
+	LocalVideoSinks []VideoSink
 	// AudioSinks receive every remote audio track's encoded packets.
 	AudioSinks []AudioSink
 }

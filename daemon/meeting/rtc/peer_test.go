@@ -157,7 +157,7 @@ func TestMediaFlows(t *testing.T) {
 		}
 		return false
 	})
-	if lv := recv.AudioLevels(); len(lv) != 1 || lv[0].DBov < -30 || lv[0].StreamID != streamID {
+	if lv := recv.AudioLevels(); len(lv) != 1 || lv[0].DBov < -30 || lv[0].StreamID != streamID || lv[0].MID == "" {
 		t.Errorf("AudioLevels = %+v", lv)
 	}
 	waitFor(t, ctx, "the microphone's tone on the speaker", func() bool {

@@ -206,6 +206,8 @@ func (s *videoSender) run(ctx context.Context) {
 	if err != nil {
 		return
 	}
+	local := s.localSinks(b.halCodec)
+	defer local.remove()
 	cfg := s.p.f.cfg
 	mode, err := chooseVideoMode(s.camera.Modes(), cfg.Width, cfg.Height, cfg.FPS)
 	if err != nil {
@@ -373,6 +375,8 @@ func (s *videoSender) run(ctx context.Context) {
 			if at.IsZero() {
 				at = frame.CapturedAt
 			}
+			// The self-view shows the frame whether or not it could be sent.
+			local.write(ef, at)
 			if err := s.track.writeFrame(ef.Data, clock.at(at), at, noLevel); err != nil {
 				s.p.log.Debug("send video frame", "err", err)
 				continue
@@ -382,6 +386,64 @@ func (s *videoSender) run(ctx context.Context) {
 				s.keyframes.Add(1)
 			}
 		}
+	}
+}
+
+// localVideo hands a sender's encoded frames to Media.LocalVideoSinks.
+// It is used by the capture loop only.
+type localVideo struct {
+	s     *videoSender
+	info  TrackInfo
+	sinks []VideoSink
+	// started: a keyframe went out, so the sinks may get deltas.
+	started bool
+}
+
+// localSinks describes the sender's video to the local sinks. Their
+// keyframe requests go to the encoder like the far end's PLIs, and so are
+// spaced by keyframeMinInterval.
+func (s *videoSender) localSinks(codec hal.Codec) *localVideo {
+	l := &localVideo{s: s, sinks: s.p.f.media.LocalVideoSinks}
+	l.info = TrackInfo{
+		ID:        s.p.opts.Label,
+		StreamID:  streamID,
+		PeerLabel: LocalPeerLabel,
+		Kind:      webrtc.RTPCodecTypeVideo.String(),
+		Codec:     codec,
+		RequestKeyframe: func() error {
+			s.keyframeWanted.Store(true)
+			return nil
+		},
+	}
+	if b := s.track.binding(); b != nil {
+		l.info.SSRC = b.ssrc
+	}
+	return l
+}
+
+func (l *localVideo) write(ef hal.EncodedFrame, at time.Time) {
+	if len(l.sinks) == 0 {
+		return
+	}
+	if !l.started && !ef.Keyframe {
+		return
+	}
+	l.started = true
+	ef.CapturedAt = at
+	for _, sink := range l.sinks {
+		if err := sink.WriteVideo(l.info, ef); err != nil {
+			l.s.p.log.Debug("local video sink", "err", err)
+		}
+	}
+}
+
+// remove tells the sinks the room's video ended, if they saw it start.
+func (l *localVideo) remove() {
+	if !l.started {
+		return
+	}
+	for _, sink := range l.sinks {
+		sink.RemoveTrack(l.info)
 	}
 }
 

@@ -19,7 +19,12 @@ import (
 	"github.com/atriumroom/atrium/hal"
 )
 
-// TrackInfo describes a remote track to sinks.
+// LocalPeerLabel is the PeerLabel of the room's own video track, as
+// Media.LocalVideoSinks get it: no peer connection takes this label.
+const LocalPeerLabel = "local"
+
+// TrackInfo describes a remote track to sinks (or, with PeerLabel
+// LocalPeerLabel, the room's own video to Media.LocalVideoSinks).
 type TrackInfo struct {
 	// ID is the track's ID (its msid), unique within the peer.
 	ID string

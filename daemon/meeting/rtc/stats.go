@@ -342,6 +342,9 @@ func hostPort(c webrtc.ICECandidateStats) string {
 type AudioLevel struct {
 	TrackID  string `json:"trackId"`
 	StreamID string `json:"streamId"`
+	// MID is the mid the track arrives on (TrackInfo.MID): how an SFU's
+	// subscription names whose audio it is.
+	MID string `json:"mid,omitempty"`
 	// DBov is the smoothed level (about 100 ms), SilenceDBov when silent.
 	DBov float64 `json:"dBov"`
 }
@@ -353,7 +356,7 @@ func (p *Peer) AudioLevels() []AudioLevel {
 	var out []AudioLevel
 	for _, rt := range p.remote {
 		if rt.info.Kind == webrtc.RTPCodecTypeAudio.String() {
-			out = append(out, AudioLevel{TrackID: rt.info.ID, StreamID: rt.info.StreamID, DBov: rt.level()})
+			out = append(out, AudioLevel{TrackID: rt.info.ID, StreamID: rt.info.StreamID, MID: rt.info.MID, DBov: rt.level()})
 		}
 	}
 	p.mu.Unlock()

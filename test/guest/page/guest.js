@@ -1,8 +1,11 @@
 // guest.js makes this page one participant of a Janus VideoRoom, driven by
 // package guest through window.atrium: join, status, stats, videoRect,
-// firstFrame and leave. It publishes the fake camera and microphone and
-// subscribes to every other publisher, one subscriber handle per feed, so
-// that each feed has its own RTCPeerConnection and its own statistics.
+// firstFrame and leave. It publishes the fake camera and microphone (the
+// camera in three simulcast layers on request), and on request a second
+// video track described as "screen": a canvas animation standing in for a
+// shared screen. It subscribes to every other publisher, one subscriber
+// handle per feed, so that each feed has its own RTCPeerConnection and its
+// own statistics.
 "use strict";
 
 (() => {
@@ -29,6 +32,8 @@
 		webrtcUp: false,
 		leaving: false,
 		local: null, // the MediaStream from getUserMedia
+		screen: null, // the canvas's video track, when sharing a "screen"
+		screenTimer: 0,
 		feeds: new Map(), // String(feed id) → feed
 	};
 
@@ -96,6 +101,7 @@
 		for (const t of state.local.getTracks()) {
 			note(`local ${t.kind} track: ${t.label} ${JSON.stringify(t.getSettings())}`);
 		}
+		if (cfg.screen) state.screen = screenTrack(cfg);
 
 		Janus.init({
 			debug: ["warn", "error"],
@@ -182,20 +188,76 @@
 		}
 	}
 
+	// screenTrack is a "shared screen": a 1280x720 canvas, white with dark
+	// blue bars that move and a frame counter, captured at 15 fps. It looks
+	// nothing like the fake camera (green), so a screenshot tells them apart.
+	function screenTrack(cfg) {
+		const canvas = document.createElement("canvas");
+		canvas.width = 1280;
+		canvas.height = 720;
+		const ctx = canvas.getContext("2d");
+		let frame = 0;
+		const draw = () => {
+			frame++;
+			ctx.fillStyle = "#ffffff";
+			ctx.fillRect(0, 0, canvas.width, canvas.height);
+			ctx.fillStyle = "#1a2a80";
+			for (let i = 0; i < 6; i++) {
+				const x = (frame * 8 + i * 220) % canvas.width;
+				ctx.fillRect(x, 80 + i * 100, 180, 60);
+			}
+			ctx.font = "bold 72px sans-serif";
+			ctx.fillText(`${cfg.display}: slide ${frame}`, 60, 690);
+		};
+		draw();
+		// A timer, not requestAnimationFrame: a page in the background gets
+		// no animation frames, and the track must keep moving.
+		state.screenTimer = setInterval(draw, 66);
+		const track = canvas.captureStream(15).getVideoTracks()[0];
+		note(`screen track: ${track.id}`);
+		return track;
+	}
+
 	function publish() {
+		const cfg = state.cfg;
 		const tracks = [];
-		for (const t of state.local.getTracks()) tracks.push({ type: t.kind, capture: t, recv: false });
+		for (const t of state.local.getTracks()) {
+			const tr = { type: t.kind, capture: t, recv: false };
+			if (t.kind === "video" && cfg.simulcast) tr.simulcast = true;
+			tracks.push(tr);
+		}
+		if (state.screen) tracks.push({ type: "video", capture: state.screen, recv: false });
 		state.pub.createOffer({
 			tracks: tracks,
 			success: (jsep) => {
+				const msg = { request: "configure", audio: cfg.audio, video: cfg.video };
+				// Janus passes each stream's description on to subscribers:
+				// that is how the room tells the screen from the camera.
+				const descriptions = describeStreams();
+				if (descriptions.length) msg.descriptions = descriptions;
 				state.pub.send({
-					message: { request: "configure", audio: state.cfg.audio, video: state.cfg.video },
+					message: msg,
 					jsep: jsep,
 					error: (e) => fail(`send configure: ${describe(e)}`),
 				});
 			},
 			error: (e) => fail(`create offer: ${describe(e)}`),
 		});
+	}
+
+	// describeStreams names the mids of the published video: "camera" and
+	// "screen".
+	function describeStreams() {
+		const pc = state.pub.webrtcStuff && state.pub.webrtcStuff.pc;
+		if (!pc) return [];
+		const out = [];
+		for (const tr of pc.getTransceivers()) {
+			const t = tr.sender && tr.sender.track;
+			if (!t || t.kind !== "video" || tr.mid === null) continue;
+			out.push({ mid: tr.mid, description: t === state.screen ? "screen" : "camera" });
+		}
+		note(`stream descriptions: ${JSON.stringify(out)}`);
+		return out;
 	}
 
 	function subscribe(p) {
@@ -319,6 +381,7 @@
 			remoteFeeds: [],
 			videoFramesSent: 0,
 			audioPacketsSent: 0,
+			videoStreamsSent: 0,
 			paths: [],
 			phase: state.phase,
 			error: state.error,
@@ -327,7 +390,10 @@
 		out.paths.push(...selectedPaths(pubReport));
 		for (const s of pubReport.values()) {
 			if (s.type !== "outbound-rtp") continue;
-			if (s.kind === "video") out.videoFramesSent += s.framesSent || 0;
+			if (s.kind === "video") {
+				out.videoFramesSent += s.framesSent || 0;
+				out.videoStreamsSent++;
+			}
 			if (s.kind === "audio") out.audioPacketsSent += s.packetsSent || 0;
 		}
 		for (const feed of [...state.feeds.values()]) {
@@ -405,6 +471,8 @@
 		state.leaving = true;
 		note("leaving");
 		if (state.local) for (const t of state.local.getTracks()) t.stop();
+		clearInterval(state.screenTimer);
+		if (state.screen) state.screen.stop();
 		return new Promise((resolve) => {
 			const done = () => {
 				setPhase("left");

@@ -18,6 +18,12 @@ type Config struct {
 	Width      int        // window size when not full-screen (development)
 	Height     int        //
 	LogLevel   slog.Level //
+	// Console copies the page's console messages to standard output, so
+	// that a test or a developer can read what the page reports (the
+	// video statistics of ui/web/call.js, errors) without an inspector.
+	Console bool
+	// GPU says whether WebKit may draw with OpenGL (see GPUMode).
+	GPU GPUMode
 }
 
 // ParseFlags parses roomkiosk's arguments (without the program name).
@@ -30,6 +36,9 @@ func ParseFlags(args []string, output io.Writer) (Config, error) {
 	fs.BoolVar(&c.Fullscreen, "fullscreen", true, "undecorated window covering the monitor (set false for development)")
 	fs.IntVar(&c.Width, "width", 1280, "window width in pixels when -fullscreen=false")
 	fs.IntVar(&c.Height, "height", 720, "window height in pixels when -fullscreen=false")
+	c.GPU = GPUAuto
+	fs.Var(&c.GPU, "gpu", "`mode` of WebKit's OpenGL drawing: auto (off when OpenGL renders in software), on or off")
+	fs.BoolVar(&c.Console, "console", false, "copy the page's console messages to standard output")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log `level`: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err

@@ -13,15 +13,15 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.URL != DefaultURL || c.Origin.String() != "http://127.0.0.1:8480" || !c.Fullscreen || c.LogLevel != slog.LevelInfo {
+	if c.URL != DefaultURL || c.Origin.String() != "http://127.0.0.1:8480" || !c.Fullscreen || c.LogLevel != slog.LevelInfo || c.Console || c.GPU != GPUAuto {
 		t.Errorf("defaults = %+v", c)
 	}
 
-	c, err = ParseFlags([]string{"-url", "http://localhost:9000/kiosk", "-fullscreen=false", "-width", "800", "-height", "600", "-log-level", "debug"}, io.Discard)
+	c, err = ParseFlags([]string{"-url", "http://localhost:9000/kiosk", "-fullscreen=false", "-width", "800", "-height", "600", "-log-level", "debug", "-console"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Origin.String() != "http://localhost:9000" || c.Fullscreen || c.Width != 800 || c.Height != 600 || c.LogLevel != slog.LevelDebug {
+	if c.Origin.String() != "http://localhost:9000" || c.Fullscreen || c.Width != 800 || c.Height != 600 || c.LogLevel != slog.LevelDebug || !c.Console {
 		t.Errorf("parsed = %+v", c)
 	}
 
