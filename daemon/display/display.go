@@ -227,6 +227,18 @@ func (d *Display) SetSchedule(s Schedule, loc *time.Location) apiv1.DisplayState
 // to re-arm its timer. Call it when a fact changed (a meeting started or
 // ended, the calendar changed).
 func (d *Display) Update() apiv1.DisplayState {
+	st := d.evaluate()
+	// Wake Run: the next change may be sooner than it is waiting for.
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+	return st
+}
+
+// evaluate recomputes the state and publishes a change; Run's own
+// re-evaluations use it, since kicking itself would keep Run spinning.
+func (d *Display) evaluate() apiv1.DisplayState {
 	d.pubMu.Lock()
 	defer d.pubMu.Unlock()
 	st := d.State()
@@ -246,17 +258,13 @@ func (d *Display) Update() apiv1.DisplayState {
 			d.opts.OnChange(st)
 		}
 	}
-	select {
-	case d.kick <- struct{}{}:
-	default:
-	}
 	return st
 }
 
 // Run re-evaluates the state at each expected change, and at least every
 // poll (meetings can appear in the calendar at any time), until ctx ends.
 func (d *Display) Run(ctx context.Context, poll time.Duration) {
-	st := d.Update()
+	st := d.evaluate()
 	for {
 		wait := poll
 		if !st.NextChange.IsZero() {
@@ -273,7 +281,7 @@ func (d *Display) Run(ctx context.Context, poll time.Duration) {
 		case <-t.C:
 		}
 		t.Stop()
-		st = d.Update()
+		st = d.evaluate()
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -242,5 +243,32 @@ func TestRunEndsWithContext(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not end")
+	}
+}
+
+// countingFacts counts how often the display asks about meetings.
+type countingFacts struct {
+	facts
+	calls atomic.Int64
+}
+
+func (f *countingFacts) InMeeting() bool { f.calls.Add(1); return f.facts.InMeeting() }
+
+// Run waits between evaluations: its own re-evaluation must not wake it
+// again (that spun a core in roomd).
+func TestRunWaitsBetweenEvaluations(t *testing.T) {
+	f := &countingFacts{}
+	clk := &clock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)}
+	d := New(Options{Schedule: mustSchedule(t, weekdays, "07:00", "19:00"), Location: time.UTC, Now: clk.Now, Facts: f})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx, time.Hour); close(done) }()
+	time.Sleep(300 * time.Millisecond)
+	d.Update() // an outside change: one more evaluation by Run at most
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	<-done
+	if n := f.calls.Load(); n < 2 || n > 4 {
+		t.Errorf("%d evaluations in 0.6 s with nothing changing; want 2 to 4", n)
 	}
 }
