@@ -26,11 +26,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
 	"golang.org/x/crypto/scrypt"
+
+	"github.com/atriumroom/atrium/internal/atomicfile"
 )
 
 // Policy constants.
@@ -404,48 +405,8 @@ func (g *Guard) saveLocked() error {
 	if err != nil {
 		return fmt.Errorf("save admin state: %w", err)
 	}
-	if err := writeFileAtomic(g.opts.Path, append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(g.opts.Path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save admin state: %w", err)
 	}
 	return nil
-}
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory, synced, renamed over path, and the directory synced so the
-// rename itself survives a power cut.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() { _ = os.Remove(tmp) }() // gone after the rename; cleans up after a failure
-	if err := f.Chmod(perm); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

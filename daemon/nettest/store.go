@@ -5,7 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/atriumroom/atrium/internal/atomicfile"
 )
 
 // ErrNoResult is returned by Store.Load when no test has been saved yet.
@@ -27,33 +28,8 @@ func (s Store) Save(r Result) error {
 	if err != nil {
 		return fmt.Errorf("nettest: encode result: %w", err)
 	}
-	dir := filepath.Dir(s.Path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(s.Path)+".*")
-	if err != nil {
+	if err := atomicfile.Write(s.Path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("nettest: save result: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after the rename, a no-op failing with ENOENT
-	_, err = f.Write(append(data, '\n'))
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.Path)
-	}
-	if err != nil {
-		return fmt.Errorf("nettest: save result to %s: %w", s.Path, err)
-	}
-	// The rename is durable once the directory is synced.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
 	}
 	return nil
 }

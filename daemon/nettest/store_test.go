@@ -63,8 +63,9 @@ func TestStoreErrors(t *testing.T) {
 	if _, err := bad.Load(); err == nil || errors.Is(err, ErrNoResult) {
 		t.Errorf("Load of a corrupt file: %v, want a decode error", err)
 	}
-	missingDir := Store{Path: filepath.Join(dir, "no", "such", "dir", "r.json")}
-	if err := missingDir.Save(Result{}); err == nil {
-		t.Error("Save into a missing directory succeeded")
+	// A file where the directory should be: nothing can be saved.
+	underFile := Store{Path: filepath.Join(bad.Path, "r.json")}
+	if err := underFile.Save(Result{}); err == nil {
+		t.Error("Save under a regular file succeeded")
 	}
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/daemon/config"
 	"github.com/atriumroom/atrium/daemon/display"
+	"github.com/atriumroom/atrium/internal/atomicfile"
 )
 
 // Schema is the version of the document's format.
@@ -343,7 +344,7 @@ func (s *Store) Put(in apiv1.Settings) (apiv1.Settings, Effective, error) {
 		return apiv1.Settings{}, Effective{}, &ValidationError{Fields: []FieldError{{Field: "", Msg: err.Error()}}}
 	}
 	for _, p := range newSecrets {
-		if err := writeFileAtomic(p.path, []byte(p.value+"\n"), 0o600); err != nil {
+		if err := atomicfile.Write(p.path, []byte(p.value+"\n"), 0o600); err != nil {
 			removeSecrets(newSecrets)
 			return apiv1.Settings{}, Effective{}, fmt.Errorf("save settings: secret: %w", err)
 		}
@@ -353,7 +354,7 @@ func (s *Store) Put(in apiv1.Settings) (apiv1.Settings, Effective, error) {
 		removeSecrets(newSecrets)
 		return apiv1.Settings{}, Effective{}, fmt.Errorf("save settings: %w", err)
 	}
-	if err := writeFileAtomic(s.path, append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.Write(s.path, append(data, '\n'), 0o600); err != nil {
 		removeSecrets(newSecrets)
 		return apiv1.Settings{}, Effective{}, fmt.Errorf("save settings: %w", err)
 	}
@@ -588,44 +589,4 @@ func (v *validator) iceServer(field string, s ICEServer) {
 			v.bad(field+".credential", "a TURN server needs a credential")
 		}
 	}
-}
-
-// writeFileAtomic replaces path with data: a temporary file in the same
-// directory, synced, renamed over path, and the directory synced so the
-// rename survives a power cut.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() { _ = os.Remove(tmp) }()
-	if err := f.Chmod(perm); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
