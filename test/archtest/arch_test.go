@@ -60,6 +60,10 @@ var rules = []struct {
 	{"daemon/config", []string{"hal", "daemon/api", "daemon/meeting", "ui"}, "configuration parsing stays a leaf"},
 	{"ui", []string{"daemon", "hal"}, "the kiosk UI talks to roomd through the API only"},
 	{"daemon/client", []string{"daemon/api", "daemon/meeting", "hal", "ui"}, "clients need only the wire contract"},
+	{"daemon", []string{"provisioning/fleet"}, "the fleet server's code never ships in roomd"},
+	{"cmd/roomd", []string{"provisioning/fleet"}, "the fleet server's code never ships in roomd"},
+	{"provisioning/identity", []string{"daemon", "hal", "ui", "provisioning/fleet"}, "the device identity is a leaf the agent and tools can use"},
+	{"provisioning/osconfig", []string{"daemon", "hal", "ui", "provisioning/fleet"}, "OS settings go through D-Bus only and know nothing of roomd"},
 }
 
 func TestImportRules(t *testing.T) {
