@@ -64,6 +64,13 @@ func (d dialect) migration(sql string) string {
 	return strings.ReplaceAll(sql, "{{serial}}", d.serial)
 }
 
+// isBusy reports SQLite's "database is locked" (SQLITE_BUSY and its
+// extended codes).
+func isBusy(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_BUSY
+}
+
 // mapError turns both drivers' constraint violations into the package's
 // sentinel errors, keeping the driver's message in the chain for logs.
 func mapError(err error) error {

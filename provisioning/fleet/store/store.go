@@ -64,7 +64,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s store: %w", s.d.name, err)
 	}
-	if err := s.db.PingContext(ctx); err != nil {
+	if err := s.ping(ctx); err != nil {
 		s.db.Close()
 		return nil, fmt.Errorf("open %s store: %w", s.d.name, err)
 	}
@@ -73,6 +73,30 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// openRetry bounds how long Open waits for another process that is
+// creating the same SQLite file.
+const openRetry = 10 * time.Second
+
+// ping opens the first connection. Two servers creating one SQLite file at
+// once can find it locked while the other switches it to WAL, a step that
+// fails at once instead of waiting out busy_timeout: that is retried.
+func (s *Store) ping(ctx context.Context) error {
+	deadline := time.Now().Add(openRetry)
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, 500*time.Millisecond) {
+		err := s.db.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // sqliteDSN sets what every connection needs: foreign keys are off by

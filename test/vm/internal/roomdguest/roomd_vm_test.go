@@ -57,10 +57,18 @@ func startRoomd(t *testing.T) *roomd {
 		}
 		t.Logf("roomd log:\n%s", log.String())
 	})
+	// The API opens before the devices are enumerated: wait for READY, as
+	// systemd would, so that every test sees the whole device list.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, err := os.Stat(sock); err == nil {
-			return &roomd{socket: sock}
+			r := &roomd{socket: sock}
+			if out, err := r.ctl(t, "-json", "status"); err == nil {
+				var st apiv1.Status
+				if json.Unmarshal([]byte(out), &st) == nil && st.State == apiv1.DaemonReady {
+					return r
+				}
+			}
 		}
 		select {
 		case err := <-exited:
@@ -68,7 +76,7 @@ func startRoomd(t *testing.T) *roomd {
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no roomd socket after 20 s\n%s", log.String())
+			t.Fatalf("roomd not ready after 20 s\n%s", log.String())
 		}
 	}
 }
