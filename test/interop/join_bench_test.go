@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"text/tabwriter"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/atriumroom/atrium/test/guest"
 	"github.com/atriumroom/atrium/test/janustest"
 	"github.com/atriumroom/atrium/test/roomdtest"
+	"github.com/atriumroom/atrium/test/tbscope"
 )
 
 // The benchmark's shape and bounds. On 2 cores it takes about 2 minutes;
@@ -79,8 +79,8 @@ func BenchmarkJoin(b *testing.B) {
 	// Part 1: join times, roomd and Chromium runs interleaved so that any
 	// drift in the far end or Janus touches both alike.
 	func() {
-		sc := newScope(b)
-		defer sc.close()
+		sc := tbscope.New(b)
+		defer sc.Close()
 		far := guest.Start(sc, guest.Options{JanusWS: srv.WSURL, Room: janustest.Room, Display: farEndName})
 		if err := far.WaitJoined(ctx); err != nil {
 			b.Fatal(err)
@@ -117,39 +117,6 @@ func BenchmarkJoin(b *testing.B) {
 	}
 	b.Logf("wrote %s", path)
 	rep.reportMetrics(b)
-}
-
-// scope is a testing.TB whose cleanups run when close is called, not when
-// the benchmark ends: each run's browser and roomd are gone before the next
-// run starts, so that only what is measured is running. guest.Start and
-// roomdtest.Launch register their teardown through it.
-type scope struct {
-	testing.TB
-	mu       sync.Mutex
-	cleanups []func()
-}
-
-func newScope(tb testing.TB) *scope {
-	s := &scope{TB: tb}
-	tb.Cleanup(s.close) // when a Fatal skipped close
-	return s
-}
-
-func (s *scope) Cleanup(f func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cleanups = append(s.cleanups, f)
-}
-
-// close runs the cleanups, last registered first; it may be called again.
-func (s *scope) close() {
-	s.mu.Lock()
-	fs := s.cleanups
-	s.cleanups = nil
-	s.mu.Unlock()
-	for _, f := range slices.Backward(fs) {
-		f()
-	}
 }
 
 func janusRoomURLOf(srv *janustest.Server, room int) (string, error) {
@@ -269,8 +236,8 @@ func roomdLeave(ctx context.Context, d *roomdtest.Daemon, far *guest.Guest) erro
 // page's time from the start of join to the first frame of the far end,
 // leaves, and closes the browser.
 func chromiumJoinRun(ctx context.Context, b *testing.B, srv *janustest.Server, far *guest.Guest, name string) joinRun {
-	sc := newScope(b)
-	defer sc.close()
+	sc := tbscope.New(b)
+	defer sc.Close()
 	g := guest.Start(sc, guest.Options{JanusWS: srv.WSURL, Room: janustest.Room, Display: name})
 	rctx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
@@ -309,8 +276,8 @@ type callResult struct {
 // measureCall puts a fresh roomd and a fresh Chromium in the room, alone,
 // and measures both over the same callDuration once media flows both ways.
 func measureCall(ctx context.Context, b *testing.B, bin string, srv *janustest.Server, roomURL string) callResult {
-	sc := newScope(b)
-	defer sc.close()
+	sc := tbscope.New(b)
+	defer sc.Close()
 
 	before, err := browserRoots()
 	if err != nil {

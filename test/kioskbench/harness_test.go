@@ -20,6 +20,7 @@ import (
 	"github.com/atriumroom/atrium/test/janustest"
 	"github.com/atriumroom/atrium/test/proc"
 	"github.com/atriumroom/atrium/test/roomdtest"
+	"github.com/atriumroom/atrium/test/tbscope"
 )
 
 // plan is the shape of one run of the harness.
@@ -316,8 +317,8 @@ func (h *harness) measureKiosk(p plan, r *round) {
 func (h *harness) measureChromium(p plan, r *round) {
 	h.tb.Helper()
 	ctx, tb := h.ctx, h.tb
-	sc := newScope(tb)
-	defer sc.close()
+	sc := tbscope.New(tb)
+	defer sc.Close()
 	procs, err := allProcs()
 	if err != nil {
 		tb.Fatal(err)

@@ -3,48 +3,13 @@ package kioskbench
 import (
 	"fmt"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"testing"
 )
-
-// scope is a testing.TB whose cleanups run when close is called rather
-// than at the end of the benchmark: Chromium is gone before the next round
-// measures roomd. guest.Start registers its teardown through it.
-type scope struct {
-	testing.TB
-	mu       sync.Mutex
-	cleanups []func()
-}
-
-func newScope(tb testing.TB) *scope {
-	s := &scope{TB: tb}
-	tb.Cleanup(s.close) // when a Fatal skipped close
-	return s
-}
-
-func (s *scope) Cleanup(f func()) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cleanups = append(s.cleanups, f)
-}
-
-// close runs the cleanups, last registered first; it may be called again.
-func (s *scope) close() {
-	s.mu.Lock()
-	fs := s.cleanups
-	s.cleanups = nil
-	s.mu.Unlock()
-	for _, f := range slices.Backward(fs) {
-		f()
-	}
-}
 
 // machineTicks is the CPU time every process on the machine has used, in
 // clock ticks summed over all CPUs: /proc/stat's first line less idle and
-// iowait. 0 when it cannot be read (the report then says so).
+// iowait and steal. 0 when it cannot be read (the report then says so).
 func machineTicks() int64 {
 	raw, err := os.ReadFile("/proc/stat")
 	if err != nil {
