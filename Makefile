@@ -15,7 +15,7 @@ RUN_PORT ?= 8480
 # Extra atrium-demo flags for make run, e.g. DEMO_FLAGS=-ice-addr=192.168.1.5
 DEMO_FLAGS ?=
 
-.PHONY: all deps build run test unit lint bench clean
+.PHONY: all deps build run fleet test unit lint bench clean
 
 all: build
 
@@ -61,6 +61,20 @@ run: build
 	else echo "No display found: open the URL above in a browser."; fi; \
 	echo "Press Ctrl-C to stop."; \
 	wait $$roomd
+
+# A local fleet server for the room of `make run` (run it in another
+# terminal): fleetd on SQLite in .run/fleet, the console on loopback, an
+# account "admin" whose password is made once and kept in
+# .run/fleet/admin-password (0600).
+fleet: build
+	@mkdir -p $(RUN_DIR)/fleet && chmod 700 $(RUN_DIR)/fleet
+	@test -f $(RUN_DIR)/fleet/admin-password || { \
+		(umask 077; head -c 18 /dev/urandom | base64 | tr -d '/+=' > $(RUN_DIR)/fleet/admin-password); \
+		bin/fleetd useradd -data $(RUN_DIR)/fleet -username admin < $(RUN_DIR)/fleet/admin-password; }
+	@echo "Fleet console: http://127.0.0.1:8080/  (user admin, password in $(RUN_DIR)/fleet/admin-password)"
+	@echo "To manage the room of make run, add to $(RUN_DIR)/roomd.toml and restart make run:"
+	@printf '  [fleet]\n  server = "https://localhost:8443"\n  ca_file = "%s"\n' "$(RUN_DIR)/fleet/ca/ca.crt"
+	bin/fleetd serve -data $(RUN_DIR)/fleet
 
 # Every test tier: lint, unit, integration (real roomd and roomctl), real
 # Chromium, and the webview under Xvfb.

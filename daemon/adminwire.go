@@ -190,6 +190,23 @@ func (s *System) UpdateSettings(in apiv1.Settings) (apiv1.Settings, error) {
 	return out, nil
 }
 
+// setFleetLayer replaces the fleet's layer of the settings and makes the
+// result live, as UpdateSettings does for the local one.
+func (s *System) setFleetLayer(layer settings.FleetLayer) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	old := s.Overlay.Effective()
+	_, eff, err := s.Overlay.SetFleet(layer)
+	if err != nil {
+		return err
+	}
+	s.applySettings(old, eff)
+	if err := s.Events.Publish(apiv1.EventSettingsChanged, apiv1.SettingsChanged{Version: eff.Version}); err != nil {
+		s.Deps.Logger.Error("publish settings change", "err", err)
+	}
+	return nil
+}
+
 // applySettings makes the new settings live. A part that cannot be built
 // (a calendar server the fetcher refuses, a secret file gone) keeps the old
 // one and is logged: the settings were already checked, so this is rare.

@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,6 +36,7 @@ import (
 	"github.com/atriumroom/atrium/daemon/devsel"
 	"github.com/atriumroom/atrium/daemon/display"
 	"github.com/atriumroom/atrium/daemon/events"
+	"github.com/atriumroom/atrium/daemon/logging"
 	"github.com/atriumroom/atrium/daemon/meeting"
 	"github.com/atriumroom/atrium/daemon/preview"
 	"github.com/atriumroom/atrium/daemon/sdnotify"
@@ -50,6 +52,8 @@ import (
 	"github.com/atriumroom/atrium/hal/swcodec"
 	"github.com/atriumroom/atrium/hal/v4l2"
 	"github.com/atriumroom/atrium/hal/vaapi"
+	"github.com/atriumroom/atrium/provisioning/agent"
+	"github.com/atriumroom/atrium/provisioning/identity"
 )
 
 // ShutdownTimeout bounds a clean stop; systemd's stop timeout is longer, so
@@ -72,6 +76,22 @@ type Deps struct {
 	// PINCost is scrypt's N for a new admin PIN; 0 is admin.DefaultCost.
 	// Tests lower it: the default is meant to be slow.
 	PINCost int
+	// Recent holds the latest log records for the fleet's log collection;
+	// nil leaves the bundles without a log.
+	Recent *logging.Recent
+	// Root is the filesystem the hardware facts and the kernel command
+	// line are read from; nil is the real "/".
+	Root fs.FS
+	// OS changes the operating system's settings for the fleet; nil
+	// connects to the system bus (provisioning/osconfig) when a fleet is
+	// configured.
+	OS SystemOS
+	// OpenTPM opens the TPM for the device identity; nil is the kernel's
+	// device. Tests give swtpm.
+	OpenTPM openTPM
+	// FleetSettle is how long roomd must stay healthy after a fleet
+	// profile before it counts as applied; 0 is the agent's default.
+	FleetSettle time.Duration
 }
 
 // System is roomd: one slot per subsystem.
@@ -99,6 +119,16 @@ type System struct {
 	Overlay *settings.Store
 	Admin   *admin.Guard
 	Display *display.Display
+	// Fleet is the fleet agent with the device's Identity, and OS the
+	// operating system's settings it changes; all nil when no fleet server
+	// is configured (OS also when there is no system bus).
+	Fleet     *agent.Agent
+	Identity  *identity.Identity
+	OS        SystemOS
+	fleetConf config.Fleet
+	closeOS   func() error
+	inhibit   chan bool // meeting on or off, for login1's inhibitor (runFleet)
+	fleetErr  error     // why a configured fleet could not be set up
 
 	bootID    string
 	startedAt time.Time
@@ -116,6 +146,10 @@ type System struct {
 	// agendaSwapped tells the agenda's runner that Agenda was replaced.
 	agendaSwapped chan struct{}
 	applyMu       sync.Mutex // one settings change applied at a time
+	// stopRun ends Run early; restarting makes it return ErrRestart. Both
+	// under mu.
+	stopRun    context.CancelFunc
+	restarting bool
 }
 
 // New builds every subsystem from cfg. It starts nothing.
@@ -218,6 +252,13 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("camera preview: %w", err)
 	}
+	fleetCtx, cancel := context.WithTimeout(context.Background(), ReadyTimeout)
+	defer cancel()
+	if err := s.newFleet(fleetCtx); err != nil {
+		// The room works without its fleet; the status says why it has none.
+		deps.Logger.Error("fleet management unavailable", "err", err)
+		s.fleetErr = err
+	}
 	s.API = api.New(deps.Logger.With("subsystem", "api"), s,
 		api.Mounts{UI: deps.UI, Video: s.Video.Handler(), Preview: s.Preview.Handler()}, token)
 	return s, nil
@@ -244,7 +285,7 @@ func (s *System) Run(ctx context.Context) error {
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 	s.mu.Lock()
-	s.runCtx = gctx
+	s.runCtx, s.stopRun = gctx, cancel
 	s.mu.Unlock()
 	g.Go(func() error { return s.HAL.Run(gctx) })
 	g.Go(func() error { return s.Meeting.Run(gctx) })
@@ -259,6 +300,7 @@ func (s *System) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { s.reportCalls(gctx); return nil })
+	g.Go(func() error { return s.runFleet(gctx) })
 	g.Go(func() error { s.followNetwork(gctx); return nil })
 	// Subscribed here, before READY, so no change after READY goes unseen.
 	changes := s.HAL.Subscribe(gctx)
@@ -320,6 +362,13 @@ func (s *System) Run(ctx context.Context) error {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	s.mu.Lock()
+	restarting := s.restarting
+	s.mu.Unlock()
+	if restarting {
+		log.Info("stopped for a restart")
+		return ErrRestart
+	}
 	log.Info("stopped")
 	return nil
 }
@@ -372,6 +421,17 @@ func (s *System) Subscribe(ctx context.Context) <-chan apiv1.Event { return s.Ev
 func (s *System) meetingChanged(m apiv1.Meeting) {
 	if err := s.Events.Publish(apiv1.EventMeetingState, m); err != nil {
 		s.Deps.Logger.Error("publish meeting state", "err", err)
+	}
+	s.wantInhibit(m.State != apiv1.MeetingIdle && m.State != apiv1.MeetingLeft && m.State != apiv1.MeetingFailed)
+	switch m.State {
+	case apiv1.MeetingConnected, apiv1.MeetingLeft, apiv1.MeetingFailed:
+		// The fleet's history gets the meeting's milestones, without its
+		// link (which may carry a passcode).
+		msg := "meeting " + string(m.State)
+		if m.Reason != "" {
+			msg += ": " + m.Reason
+		}
+		s.recordFleetEvent("meeting."+string(m.State), msg, map[string]string{"provider": m.Provider})
 	}
 	s.checkDisplayFacts()
 	s.notify("STATUS=" + s.statusLine())

@@ -84,13 +84,20 @@ type running struct {
 
 func start(t *testing.T, cfg *config.Config, watchdog time.Duration) *running {
 	t.Helper()
-	rec := newRecorder()
-	sys, err := New(cfg, Deps{
+	return startWith(t, cfg, Deps{
 		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Notifier:         rec,
 		WatchdogInterval: watchdog,
 		Version:          "test",
 	})
+}
+
+// startWith runs a System built with deps (its Notifier is the test's)
+// and waits for READY=1.
+func startWith(t *testing.T, cfg *config.Config, deps Deps) *running {
+	t.Helper()
+	rec := newRecorder()
+	deps.Notifier = rec
+	sys, err := New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,13 +9,14 @@
 // scheduled end; the settings behind the admin PIN (web/admin.js: room,
 // calendar, ICE servers and the network test, devices with a camera preview
 // and level meter, camera controls, display sleep) and the dark screen of
-// display sleep.
+// display sleep; and, for a room its fleet manages but that is not enrolled
+// yet, the first-setup card that takes the activation code (web/fleet.js).
 //
 // The page is plain HTML, CSS and JavaScript embedded in the binary, with no
 // build step, so the UI a room shows is always the one its roomd shipped
 // with. It talks to roomd only through the same-origin API in package apiv1:
 // it reads GET /api/v1/events and GET /api/v1/calendar, posts to
-// /api/v1/meeting/* and /api/v1/calendar/join, and during a
+// /api/v1/meeting/*, /api/v1/calendar/join and /api/v1/fleet/enroll, and during a
 // meeting reads the remote video, still encoded, from the WebSocket
 // GET /api/v1/media/video (package daemon/videofeed documents the protocol)
 // and decodes it with WebCodecs' VideoDecoder, since the kiosk's WebKitGTK

@@ -56,6 +56,10 @@ Commands:
               or locked; set it (read from the terminal without echo, or
               one line of standard input); clear a lock after wrong PINs;
               print the settings (JSON, secrets left out)
+  fleet [status|enroll [-room NAME] CODE]
+              whether a fleet server manages the room and how its
+              check-ins go; enroll with an activation code from the
+              fleet console (-room for a code that covers a whole site)
 
 Exit codes: 0 success, 1 roomd refused or failed the request,
 2 usage error, 3 roomd not reachable.
@@ -152,6 +156,8 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		err = a.events(ctx, cmdArgs)
 	case "admin":
 		err = a.admin(ctx, cmdArgs)
+	case "fleet":
+		err = a.fleet(ctx, cmdArgs)
 	default:
 		fmt.Fprintf(stderr, "roomctl: unknown command %q\n", cmd)
 		fs.Usage()

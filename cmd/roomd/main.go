@@ -24,9 +24,16 @@ import (
 // without it report the VCS revision.
 var version = ""
 
+// exitRestart is roomd's status when it ends to start afresh (after a
+// factory reset); systemd's Restart=always starts it again.
+const exitRestart = 75
+
 func main() {
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "roomd:", err)
+		if errors.Is(err, daemon.ErrRestart) {
+			os.Exit(exitRestart)
+		}
 		os.Exit(1)
 	}
 }
@@ -52,9 +59,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	// The fleet's collect-logs command sends up to 8 MiB; keep about that.
+	recent := logging.NewRecent(8 << 20)
 	logger, err := logging.New(logging.Options{
 		Level: cfg.Log.Level, Format: cfg.Log.Format, Stderr: os.Stderr,
-		StderrIsJournal: logging.JournalStderr,
+		StderrIsJournal: logging.JournalStderr, Recent: recent,
 	})
 	if err != nil {
 		return err
@@ -71,6 +80,7 @@ func run() error {
 		WatchdogInterval: watchdog,
 		Version:          buildVersion(),
 		UI:               ui.Handler(),
+		Recent:           recent,
 	})
 	if err != nil {
 		return err

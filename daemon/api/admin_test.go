@@ -89,6 +89,24 @@ func (b *adminBackend) UpdateSettings(in apiv1.Settings) (apiv1.Settings, error)
 func (b *adminBackend) DisplayState() apiv1.DisplayState { return b.disp.State() }
 func (b *adminBackend) WakeDisplay() apiv1.DisplayState  { return b.disp.Wake() }
 
+// newAdminBackend gives tb the real PIN guard, settings and display on
+// clk, in a fresh state directory.
+func newAdminBackend(t *testing.T, tb *testBackend, clk *testClock) *adminBackend {
+	t.Helper()
+	dir := t.TempDir()
+	guard, err := admin.Open(admin.Options{Path: filepath.Join(dir, "admin.json"), Now: clk.Now, Cost: 1 << 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := settings.Open(dir, config.Default(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eff := store.Effective()
+	return &adminBackend{testBackend: tb, guard: guard, store: store,
+		disp: display.New(display.Options{Schedule: eff.Display, Location: time.UTC, Now: clk.Now})}
+}
+
 type adminServers struct {
 	kiosk, socket, token *httptest.Server
 	clk                  *testClock
@@ -99,19 +117,8 @@ const adminTestToken = "0123456789abcdef0123"
 func newAdminServers(t *testing.T) adminServers {
 	t.Helper()
 	_, tb := newTestServer(t, AccessLocal, "")
-	dir := t.TempDir()
 	clk := &testClock{t: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)} // a Saturday
-	guard, err := admin.Open(admin.Options{Path: filepath.Join(dir, "admin.json"), Now: clk.Now, Cost: 1 << 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := settings.Open(dir, config.Default(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eff := store.Effective()
-	b := &adminBackend{testBackend: tb, guard: guard, store: store,
-		disp: display.New(display.Options{Schedule: eff.Display, Location: time.UTC, Now: clk.Now})}
+	b := newAdminBackend(t, tb, clk)
 	srv := New(slog.New(slog.DiscardHandler), b, Mounts{}, adminTestToken)
 	out := adminServers{clk: clk}
 	for _, x := range []struct {

@@ -61,6 +61,7 @@ type Backend interface {
 	SetMedia(change apiv1.MediaChange) (apiv1.MediaState, error)
 	DeviceSettings
 	Admin
+	Fleet
 }
 
 // DeviceSettings changes device controls and camera presets; the daemon
@@ -157,6 +158,8 @@ var routes = []route{
 	{http.MethodPut, "/settings", (*Server).putSettings},
 	{http.MethodGet, "/display", (*Server).getDisplay},
 	{http.MethodPost, "/display/wake", (*Server).postDisplayWake},
+	{http.MethodGet, "/fleet", (*Server).getFleet},
+	{http.MethodPost, "/fleet/enroll", (*Server).postFleetEnroll},
 	{http.MethodGet, "/events", (*Server).getEvents},
 	{http.MethodGet, "/openapi.json", (*Server).getOpenAPI},
 	{http.MethodGet, "/media/video", (*Server).getVideo},

@@ -97,6 +97,7 @@ func TestOpenAPIMatchesTypes(t *testing.T) {
 		"AudioTestRequest": reflect.TypeFor[apiv1.AudioTestRequest](), "AudioTestRun": reflect.TypeFor[apiv1.AudioTestRun](),
 		"AudioTestResult": reflect.TypeFor[apiv1.AudioTestResult](),
 		"MediaChange":     reflect.TypeFor[apiv1.MediaChange](), "MediaState": reflect.TypeFor[apiv1.MediaState](),
+		"FleetStatus": reflect.TypeFor[apiv1.FleetStatus](), "FleetEnrollRequest": reflect.TypeFor[apiv1.FleetEnrollRequest](),
 	}
 	for name, typ := range types {
 		schema, ok := doc.Comps.Schemas[name]

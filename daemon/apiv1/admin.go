@@ -81,6 +81,11 @@ type Settings struct {
 	ICEServers []ICEServerConfig `json:"iceServers"`
 	Devices    DeviceChoice      `json:"devices"`
 	Display    DisplaySchedule   `json:"display"`
+	// Managed lists the sections the fleet's profile sets ("roomName",
+	// "calendar", "calendar.timezone", "iceServers", "devices",
+	// "display"): read-only here, changed in the fleet console. Ignored
+	// in a PUT.
+	Managed []string `json:"managed,omitempty"`
 }
 
 // CalendarSettings is the room's calendar source: url (iCalendar or, with

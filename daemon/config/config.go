@@ -34,6 +34,23 @@ type Config struct {
 	HAL      HAL      `toml:"hal"`
 	Meeting  Meeting  `toml:"meeting"`
 	Calendar Calendar `toml:"calendar"`
+	Fleet    Fleet    `toml:"fleet"`
+}
+
+// Fleet configures management by a fleet server (fleetd).
+type Fleet struct {
+	// Server is fleetd's device API; empty leaves the room standalone.
+	Server string `toml:"server"`
+	// CAFile or CASHA256 say whom to trust on the first contact, before
+	// the fleet's CA bundle is known; neither trusts the system's roots.
+	CAFile   string `toml:"ca_file"`
+	CASHA256 string `toml:"ca_sha256"`
+	// ActivationCode enrolls at start (factory flows); the kiosk asks for
+	// one otherwise.
+	ActivationCode string `toml:"activation_code"`
+	// Identity is where the device key lives: auto, tpm or file.
+	Identity string `toml:"identity"`
+	TPM      string `toml:"tpm"`
 }
 
 // Calendar configures the room's agenda.
@@ -177,6 +194,7 @@ func Default() *Config {
 			AudioBitrate:    32_000,
 		},
 		Calendar: Calendar{Refresh: Duration{5 * time.Minute}},
+		Fleet:    Fleet{Identity: "auto", TPM: "/dev/tpmrm0"},
 	}
 }
 
@@ -319,6 +337,7 @@ func (c *Config) validate() []fieldError {
 			bad(key, "must be a device ID as `roomctl devices` lists it (printable, no spaces, at most 256 bytes); got %q", id)
 		}
 	}
+	errs = append(errs, c.Fleet.validate()...)
 	cal := c.Calendar
 	if cal.URL != "" && cal.File != "" {
 		bad("calendar.file", "set either calendar.url or calendar.file, not both")
@@ -474,4 +493,52 @@ func IsLoopbackAddr(addr string) (bool, error) {
 // LoopbackURL returns an http URL for reaching a listen address locally.
 func LoopbackURL(addr string) string {
 	return (&url.URL{Scheme: "http", Host: addr, Path: "/"}).String()
+}
+
+func (f Fleet) validate() []fieldError {
+	var errs []fieldError
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fieldError{key, fmt.Sprintf(format, args...)})
+	}
+	if f.Server != "" {
+		u, err := url.Parse(f.Server)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			bad("fleet.server", "must be an https URL with a host and nothing after it, such as \"https://fleet.example.com:8443\"; got %q", f.Server)
+		}
+	}
+	if f.CAFile != "" && f.CASHA256 != "" {
+		bad("fleet.ca_sha256", "set ca_file or ca_sha256, not both")
+	}
+	if f.CAFile != "" && !filepath.IsAbs(f.CAFile) && !strings.HasPrefix(f.CAFile, ".") {
+		bad("fleet.ca_file", "must be an absolute path, got %q", f.CAFile)
+	}
+	if f.CASHA256 != "" {
+		if _, err := NormaliseFingerprint(f.CASHA256); err != nil {
+			bad("fleet.ca_sha256", "%v", err)
+		}
+	}
+	if (f.CAFile != "" || f.CASHA256 != "" || f.ActivationCode != "") && f.Server == "" {
+		bad("fleet.server", "is needed with ca_file, ca_sha256 or activation_code")
+	}
+	switch f.Identity {
+	case "auto", "tpm", "file":
+	default:
+		bad("fleet.identity", "must be auto, tpm or file, got %q", f.Identity)
+	}
+	if f.TPM == "" || !filepath.IsAbs(f.TPM) {
+		bad("fleet.tpm", "must be an absolute path, got %q", f.TPM)
+	}
+	return errs
+}
+
+// NormaliseFingerprint turns a SHA-256 fingerprint as people copy it
+// ("AB:CD:…", "sha256:abcd…", with or without colons) into 64 lower-case
+// hex digits.
+func NormaliseFingerprint(s string) (string, error) {
+	h := strings.ToLower(strings.TrimPrefix(strings.TrimPrefix(s, "sha256:"), "SHA256:"))
+	h = strings.ReplaceAll(h, ":", "")
+	if len(h) != 64 || strings.Trim(h, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("%q is not a SHA-256 fingerprint (64 hex digits, colons allowed)", s)
+	}
+	return h, nil
 }

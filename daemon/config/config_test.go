@@ -114,6 +114,11 @@ password_file = "/etc/atrium/calendar-password"
 refresh = "10m"
 timezone = "Europe/Berlin"
 auto_join = true
+[fleet]
+server = "https://fleet.example.com:8443"
+ca_sha256 = "AB:cd:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd"
+activation_code = "K7QX-2MNP"
+identity = "file"
 `
 	cfg, err := Parse("f.toml", []byte(in))
 	if err != nil {
@@ -140,6 +145,9 @@ auto_join = true
 		},
 		Calendar: Calendar{URL: "webcal://cal.example.com/rooms/boardroom.ics", Username: "boardroom",
 			PasswordFile: "/etc/atrium/calendar-password", Refresh: Duration{10 * time.Minute}, Timezone: "Europe/Berlin", AutoJoin: true},
+		Fleet: Fleet{Server: "https://fleet.example.com:8443",
+			CASHA256:       "AB:cd:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd",
+			ActivationCode: "K7QX-2MNP", Identity: "file", TPM: "/dev/tpmrm0"},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -523,6 +531,33 @@ func TestMeetingValidation(t *testing.T) {
 	// A STUN-only server needs no credentials.
 	if _, err := Parse("f.toml", []byte("[[meeting.ice_servers]]\nurls = [\"stun:stun.example.com:3478\"]\n")); err != nil {
 		t.Errorf("STUN server: %v", err)
+	}
+}
+
+func TestFleetValidation(t *testing.T) {
+	cases := []struct {
+		in, key, want string
+	}{
+		{"[fleet]\nserver = \"http://fleet.example\"\n", "fleet.server", "https URL"},
+		{"[fleet]\nserver = \"https://\"\n", "fleet.server", "https URL"},
+		{"[fleet]\nserver = \"https://f.example/api?x=1\"\n", "fleet.server", "nothing after it"},
+		{"[fleet]\nactivation_code = \"ABCD\"\n", "fleet.server", "is needed"},
+		{"[fleet]\nserver = \"https://f.example\"\nca_sha256 = \"abc\"\n", "fleet.ca_sha256", "64 hex digits"},
+		{"[fleet]\nserver = \"https://f.example\"\nca_file = \"/ca.pem\"\nca_sha256 = \"" + strings.Repeat("a", 64) + "\"\n", "fleet.ca_sha256", "not both"},
+		{"[fleet]\nserver = \"https://f.example\"\nca_file = \"ca.pem\"\n", "fleet.ca_file", "absolute"},
+		{"[fleet]\nidentity = \"cloud\"\n", "fleet.identity", "auto, tpm or file"},
+		{"[fleet]\ntpm = \"\"\n", "fleet.tpm", "absolute"},
+	}
+	for _, c := range cases {
+		_, err := Parse("f.toml", []byte(c.in))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != c.key || !strings.Contains(ce.Msg, c.want) {
+			t.Errorf("%q: %v; want key %s with %q", c.in, err, c.key, c.want)
+		}
+	}
+	h, err := NormaliseFingerprint("SHA256:" + strings.Repeat("AB:", 31) + "AB")
+	if err != nil || h != strings.Repeat("ab", 32) {
+		t.Fatalf("NormaliseFingerprint: %q %v", h, err)
 	}
 }
 

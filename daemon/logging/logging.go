@@ -24,6 +24,9 @@ type Options struct {
 	StderrIsJournal func() bool
 	// Send writes one journal entry; journal.Send in production.
 	Send SendFunc
+	// Recent, when set, also receives every record (for the fleet's log
+	// collection).
+	Recent *Recent
 }
 
 // SendFunc writes one entry to the journal.
@@ -35,6 +38,17 @@ func New(opts Options) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(opts.Level)); err != nil {
 		return nil, fmt.Errorf("log level %q: %w", opts.Level, err)
 	}
+	h, err := handler(opts, level)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Recent != nil {
+		h = Tee(h, opts.Recent.Handler(level))
+	}
+	return slog.New(h), nil
+}
+
+func handler(opts Options, level slog.Level) (slog.Handler, error) {
 	hopts := &slog.HandlerOptions{Level: level}
 	format := opts.Format
 	if format == "auto" {
@@ -45,15 +59,15 @@ func New(opts Options) (*slog.Logger, error) {
 	}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(opts.Stderr, hopts)), nil
+		return slog.NewTextHandler(opts.Stderr, hopts), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(opts.Stderr, hopts)), nil
+		return slog.NewJSONHandler(opts.Stderr, hopts), nil
 	case "journal":
 		send := opts.Send
 		if send == nil {
 			send = journal.Send
 		}
-		return slog.New(&JournalHandler{level: level, send: send}), nil
+		return &JournalHandler{level: level, send: send}, nil
 	}
 	return nil, fmt.Errorf("log format %q: want auto, journal, text or json", opts.Format)
 }

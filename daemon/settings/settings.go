@@ -1,6 +1,6 @@
 // Package settings is the layer of roomd's configuration that an
-// administrator edits on the spot (the kiosk's admin screen, roomctl) and
-// that the fleet's profiles will write later (issue 6).
+// administrator edits on the spot (the kiosk's admin screen, roomctl), and
+// the fleet's layer over it (the profile the fleet console sets).
 //
 // It is one versioned JSON document, settings.json in the state directory
 // (mode 0600, replaced atomically), laid over roomd.toml: a section it does
@@ -15,6 +15,12 @@
 // administrators cannot overwrite each other unknowingly. A document that
 // cannot be read at start is moved aside and logged, and roomd.toml alone
 // applies.
+//
+// The fleet's profile is a second document, fleet.json, laid over the
+// local one section by section (SetFleet replaces it whole). A section the
+// fleet manages cannot be changed locally (Put names it), and the local
+// value stays underneath: when the fleet stops managing a section the
+// room's own value applies again. Version counts the changes of both.
 package settings
 
 import (
@@ -92,6 +98,9 @@ type Document struct {
 	ICEServers *[]ICEServer           `json:"iceServers,omitempty"`
 	Devices    *Devices               `json:"devices,omitempty"`
 	Display    *apiv1.DisplaySchedule `json:"display,omitempty"`
+	// Timezone overrides the calendar section's time zone; only the
+	// fleet's layer sets it (its profile's timezone key).
+	Timezone *string `json:"timezone,omitempty"`
 }
 
 // Calendar is the calendar section; secrets are files.
@@ -137,13 +146,14 @@ var DefaultDisplay = apiv1.DisplaySchedule{
 
 // Store holds the document.
 type Store struct {
-	path, secrets string
-	base          *config.Config
-	log           *slog.Logger
+	path, fleetPath, secrets string
+	base                     *config.Config
+	log                      *slog.Logger
 
-	mu  sync.Mutex
-	doc Document
-	eff Effective
+	mu    sync.Mutex
+	doc   Document // the local layer, settings.json
+	fleet Document // the fleet's layer, fleet.json; Version counts its changes
+	eff   Effective
 }
 
 // Open reads stateDir/settings.json and lays it over base, which it does
@@ -159,43 +169,95 @@ func Open(stateDir string, base *config.Config, log *slog.Logger) (*Store, error
 		return nil, fmt.Errorf("settings: state directory: %w", err)
 	}
 	s := &Store{
-		path: filepath.Join(stateDir, "settings.json"), secrets: filepath.Join(stateDir, "secrets"),
-		base: base, log: log, doc: Document{Schema: Schema},
+		path: filepath.Join(stateDir, "settings.json"), fleetPath: filepath.Join(stateDir, "fleet.json"),
+		secrets: filepath.Join(stateDir, "secrets"),
+		base:    base, log: log, doc: Document{Schema: Schema}, fleet: Document{Schema: Schema},
 	}
-	data, err := os.ReadFile(s.path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return nil, fmt.Errorf("read settings: %w", err)
-	default:
-		var doc Document
-		dec := json.NewDecoder(strings.NewReader(string(data)))
-		dec.DisallowUnknownFields()
-		err := dec.Decode(&doc)
-		if err == nil && doc.Schema != Schema {
-			err = fmt.Errorf("schema %d is not %d", doc.Schema, Schema)
-		}
-		var eff Effective
-		if err == nil {
-			eff, err = s.apply(doc)
+	for _, layer := range []struct {
+		path string
+		doc  *Document
+	}{{s.path, &s.doc}, {s.fleetPath, &s.fleet}} {
+		doc, err := readDocument(layer.path)
+		if err == nil && doc != nil {
+			*layer.doc = *doc
+			_, err = s.apply(merge(s.doc, s.fleet))
 		}
 		if err != nil {
-			aside := s.path + ".damaged"
-			if rerr := os.Rename(s.path, aside); rerr != nil {
+			aside := layer.path + ".damaged"
+			if rerr := os.Rename(layer.path, aside); rerr != nil {
 				return nil, fmt.Errorf("move damaged settings aside: %w", rerr)
 			}
-			log.Error("settings damaged: moved aside; roomd.toml alone applies", "file", aside, "err", err)
-			break
+			log.Error("settings damaged: moved aside", "file", aside, "err", err)
+			*layer.doc = Document{Schema: Schema}
 		}
-		s.doc = doc
-		s.eff = eff
-		return s, nil
 	}
-	if s.eff, err = s.apply(s.doc); err != nil {
+	if s.eff, err = s.apply(merge(s.doc, s.fleet)); err != nil {
 		// roomd.toml alone was validated when it was loaded.
 		return nil, fmt.Errorf("settings over roomd.toml: %w", err)
 	}
 	return s, nil
+}
+
+// readDocument reads one layer; a missing file is nil, no error.
+func readDocument(path string) (*Document, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read settings: %w", err)
+	}
+	var doc Document
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	if doc.Schema != Schema {
+		return nil, fmt.Errorf("schema %d is not %d", doc.Schema, Schema)
+	}
+	return &doc, nil
+}
+
+// merge lays the fleet's layer over the local one, section by section.
+func merge(local, fleet Document) Document {
+	out := local
+	out.Version = local.Version + fleet.Version
+	if fleet.RoomName != nil {
+		out.RoomName = fleet.RoomName
+	}
+	if fleet.Calendar != nil {
+		out.Calendar = fleet.Calendar
+	}
+	if fleet.ICEServers != nil {
+		out.ICEServers = fleet.ICEServers
+	}
+	if fleet.Devices != nil {
+		out.Devices = fleet.Devices
+	}
+	if fleet.Display != nil {
+		out.Display = fleet.Display
+	}
+	out.Timezone = fleet.Timezone
+	return out
+}
+
+// managed lists the wire sections the fleet's layer holds.
+func managed(fleet Document) []string {
+	var out []string
+	for _, m := range []struct {
+		on   bool
+		name string
+	}{
+		{fleet.RoomName != nil, "roomName"}, {fleet.Calendar != nil, "calendar"},
+		{fleet.Timezone != nil, "calendar.timezone"}, {fleet.ICEServers != nil, "iceServers"},
+		{fleet.Devices != nil, "devices"}, {fleet.Display != nil, "display"},
+	} {
+		if m.on {
+			out = append(out, m.name)
+		}
+	}
+	return out
 }
 
 // Effective returns what applies now.
@@ -209,7 +271,13 @@ func (s *Store) Effective() Effective {
 func (s *Store) Get() apiv1.Settings {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return wire(s.eff)
+	return s.wire()
+}
+
+func (s *Store) wire() apiv1.Settings {
+	out := wire(s.eff)
+	out.Managed = managed(s.fleet)
+	return out
 }
 
 func wire(eff Effective) apiv1.Settings {
@@ -237,17 +305,240 @@ func wire(eff Effective) apiv1.Settings {
 
 // Put validates in and, if it is valid and made against the current
 // version, makes it the settings: secrets to their files, the document to
-// disk, then the new Effective. Errors: *ConflictError, *ValidationError,
-// or an I/O error; on any of them nothing changed.
+// disk, then the new Effective. Sections the fleet manages must come back
+// as they are (the fleet console changes them). Errors: *ConflictError,
+// *ValidationError, or an I/O error; on any of them nothing changed.
 func (s *Store) Put(in apiv1.Settings) (apiv1.Settings, Effective, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if in.Version != s.doc.Version {
-		return apiv1.Settings{}, Effective{}, &ConflictError{Sent: in.Version, Current: s.doc.Version}
+	if in.Version != s.eff.Version {
+		return apiv1.Settings{}, Effective{}, &ConflictError{Sent: in.Version, Current: s.eff.Version}
 	}
-	cur := s.eff.Config
 	v := &validator{}
-	doc := Document{Schema: Schema, Version: s.doc.Version + 1}
+	s.checkManaged(v, in)
+	doc, newSecrets := s.build(v, in, "")
+	if len(v.errs) > 0 {
+		return apiv1.Settings{}, Effective{}, &ValidationError{Fields: v.errs}
+	}
+	// The fleet's sections stay the local layer's own underneath, for the
+	// day the fleet stops managing them.
+	if s.fleet.RoomName != nil {
+		doc.RoomName = s.doc.RoomName
+	}
+	if s.fleet.Calendar != nil {
+		doc.Calendar = s.doc.Calendar
+	}
+	if s.fleet.ICEServers != nil {
+		doc.ICEServers = s.doc.ICEServers
+	}
+	if s.fleet.Devices != nil {
+		doc.Devices = s.doc.Devices
+	}
+	if s.fleet.Display != nil {
+		doc.Display = s.doc.Display
+	}
+	if s.fleet.Timezone != nil && doc.Calendar != nil && s.doc.Calendar != nil {
+		doc.Calendar.Timezone = s.doc.Calendar.Timezone
+	}
+	doc.Version = s.doc.Version + 1
+	return s.commit(s.path, doc, s.fleet, newSecrets, &s.doc)
+}
+
+// checkManaged refuses a change to a section the fleet manages.
+func (s *Store) checkManaged(v *validator, in apiv1.Settings) {
+	cur := wire(s.eff)
+	same := func(a, b any) bool {
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		return string(ja) == string(jb)
+	}
+	const msg = "is managed by the fleet; change it in the fleet console"
+	if s.fleet.RoomName != nil && strings.TrimSpace(in.RoomName) != cur.RoomName {
+		v.bad("roomName", msg)
+	}
+	if s.fleet.Calendar != nil {
+		c := in.Calendar
+		c.Timezone = cur.Calendar.Timezone
+		c.HasPassword, c.HasToken = cur.Calendar.HasPassword, cur.Calendar.HasToken
+		setsSecret := func(v *string, has bool) bool { return v != nil && (*v != "" || has) }
+		if setsSecret(c.Password, cur.Calendar.HasPassword) || setsSecret(c.Token, cur.Calendar.HasToken) {
+			v.bad("calendar", msg)
+		} else if c.Password, c.Token = nil, nil; !same(c, cur.Calendar) {
+			v.bad("calendar", msg)
+		}
+	}
+	if s.fleet.Timezone != nil && in.Calendar.Timezone != cur.Calendar.Timezone {
+		v.bad("calendar.timezone", msg)
+	}
+	if s.fleet.ICEServers != nil {
+		changed := len(in.ICEServers) != len(cur.ICEServers)
+		for i := 0; !changed && i < len(in.ICEServers); i++ {
+			a := in.ICEServers[i]
+			has := cur.ICEServers[i].HasCredential
+			if a.Credential != nil && (*a.Credential != "" || has) {
+				changed = true
+				break
+			}
+			a.Credential, a.HasCredential = nil, has
+			changed = !same(a, cur.ICEServers[i])
+		}
+		if changed {
+			v.bad("iceServers", msg)
+		}
+	}
+	if s.fleet.Devices != nil && in.Devices != cur.Devices {
+		v.bad("devices", msg)
+	}
+	if s.fleet.Display != nil {
+		d := in.Display
+		if d.Days == nil {
+			d.Days = []string{}
+		}
+		if !same(d, cur.Display) {
+			v.bad("display", msg)
+		}
+	}
+}
+
+// FleetLayer is what the fleet's profile sets: each non-nil section is
+// managed by the fleet and laid over the local settings; a nil one is the
+// room's own. Secrets come in full (a profile always carries them).
+type FleetLayer struct {
+	RoomName   *string
+	Timezone   *string
+	Calendar   *apiv1.CalendarSettings
+	ICEServers *[]apiv1.ICEServerConfig
+	Devices    *apiv1.DeviceChoice
+	Display    *apiv1.DisplaySchedule
+}
+
+// SetFleet replaces the fleet's layer as a whole: validated like Put
+// (errors name the field), written to fleet.json, laid over the local
+// settings. A section the new layer leaves out goes back to the room's
+// own value. On an error nothing changed.
+func (s *Store) SetFleet(layer FleetLayer) (apiv1.Settings, Effective, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fleet, secrets, err := s.prepareFleet(layer)
+	if err != nil {
+		return apiv1.Settings{}, Effective{}, err
+	}
+	return s.commit(s.fleetPath, fleet, s.doc, secrets, &s.fleet)
+}
+
+// CheckFleet says what SetFleet would say of layer, changing nothing: the
+// fleet checks a profile whole before it touches the OS for it.
+func (s *Store) CheckFleet(layer FleetLayer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fleet, secrets, err := s.prepareFleet(layer)
+	if err != nil {
+		return err
+	}
+	if _, err := s.applyWith(merge(s.doc, fleet), secrets); err != nil {
+		return &ValidationError{Fields: []FieldError{{Field: "", Msg: err.Error()}}}
+	}
+	return nil
+}
+
+// prepareFleet validates a fleet layer into its document and the secret
+// files it would write.
+func (s *Store) prepareFleet(layer FleetLayer) (Document, []pendingSecret, error) {
+	// Validate the sections as a whole settings change would be: the
+	// current settings with the fleet's sections in place.
+	in := wire(s.eff)
+	if layer.RoomName != nil {
+		in.RoomName = *layer.RoomName
+	}
+	if layer.Calendar != nil {
+		in.Calendar = *layer.Calendar
+	}
+	if layer.Timezone != nil {
+		in.Calendar.Timezone = *layer.Timezone
+	}
+	if layer.ICEServers != nil {
+		in.ICEServers = *layer.ICEServers
+	}
+	if layer.Devices != nil {
+		in.Devices = *layer.Devices
+	}
+	if layer.Display != nil {
+		in.Display = *layer.Display
+	}
+	v := &validator{}
+	built, newSecrets := s.build(v, in, "fleet-")
+	if len(v.errs) > 0 {
+		return Document{}, nil, &ValidationError{Fields: v.errs}
+	}
+	fleet := Document{Schema: Schema, Version: s.fleet.Version + 1}
+	if layer.RoomName != nil {
+		fleet.RoomName = built.RoomName
+	}
+	if layer.Calendar != nil {
+		fleet.Calendar = built.Calendar
+	}
+	if layer.Timezone != nil {
+		tz := *layer.Timezone
+		fleet.Timezone = &tz
+	}
+	if layer.ICEServers != nil {
+		fleet.ICEServers = built.ICEServers
+	}
+	if layer.Devices != nil {
+		fleet.Devices = built.Devices
+	}
+	if layer.Display != nil {
+		fleet.Display = built.Display
+	}
+	// Secrets written for sections the layer does not hold are not kept.
+	var kept []pendingSecret
+	for _, p := range newSecrets {
+		if namedBy(fleet, p.path) {
+			kept = append(kept, p)
+		}
+	}
+	return fleet, kept, nil
+}
+
+// commit checks the merged result of a new layer, writes its secrets and
+// its file, and makes it current. other is the layer that stays.
+func (s *Store) commit(path string, layer, other Document, newSecrets []pendingSecret, slot *Document) (apiv1.Settings, Effective, error) {
+	local, fleet := layer, other
+	if path == s.fleetPath {
+		local, fleet = other, layer
+	}
+	// The secrets are not written yet, so the whole check runs with
+	// stand-ins for the new files.
+	eff, err := s.applyWith(merge(local, fleet), newSecrets)
+	if err != nil {
+		return apiv1.Settings{}, Effective{}, &ValidationError{Fields: []FieldError{{Field: "", Msg: err.Error()}}}
+	}
+	for _, p := range newSecrets {
+		if err := atomicfile.Write(p.path, []byte(p.value+"\n"), 0o600); err != nil {
+			removeSecrets(newSecrets)
+			return apiv1.Settings{}, Effective{}, fmt.Errorf("save settings: secret: %w", err)
+		}
+	}
+	data, err := json.MarshalIndent(layer, "", "  ")
+	if err != nil {
+		removeSecrets(newSecrets)
+		return apiv1.Settings{}, Effective{}, fmt.Errorf("save settings: %w", err)
+	}
+	if err := atomicfile.Write(path, append(data, '\n'), 0o600); err != nil {
+		removeSecrets(newSecrets)
+		return apiv1.Settings{}, Effective{}, fmt.Errorf("save settings: %w", err)
+	}
+	*slot, s.eff = layer, eff
+	s.collectSecrets()
+	s.log.Info("settings changed", "file", filepath.Base(path), "version", eff.Version, "managed", managed(s.fleet))
+	return s.wire(), eff, nil
+}
+
+// build validates a whole settings change into a document, with new
+// secrets to write (named with prefix). Problems go to v.
+func (s *Store) build(v *validator, in apiv1.Settings, prefix string) (Document, []pendingSecret) {
+	cur := s.eff.Config
+	doc := Document{Schema: Schema}
 	var newSecrets []pendingSecret
 
 	// Room name.
@@ -279,7 +570,7 @@ func (s *Store) Put(in apiv1.Settings) (apiv1.Settings, Effective, error) {
 				v.bad(field, "must not start or end with spaces or contain control characters")
 				return
 			}
-			p := pendingSecret{path: filepath.Join(s.secrets, kind+"-"+randomSuffix()), value: *val}
+			p := pendingSecret{path: filepath.Join(s.secrets, prefix+kind+"-"+randomSuffix()), value: *val}
 			newSecrets = append(newSecrets, p)
 			*file = p.path
 		}
@@ -333,35 +624,22 @@ func (s *Store) Put(in apiv1.Settings) (apiv1.Settings, Effective, error) {
 		}
 	}
 	doc.Display = &disp
+	return doc, newSecrets
+}
 
-	if len(v.errs) > 0 {
-		return apiv1.Settings{}, Effective{}, &ValidationError{Fields: v.errs}
+// namedBy says whether a layer names the secret file.
+func namedBy(doc Document, path string) bool {
+	if c := doc.Calendar; c != nil && (c.PasswordFile == path || c.TokenFile == path) {
+		return true
 	}
-	// The secrets are not written yet, so the whole check runs with
-	// stand-ins for the new files.
-	eff, err := s.applyWith(doc, newSecrets)
-	if err != nil {
-		return apiv1.Settings{}, Effective{}, &ValidationError{Fields: []FieldError{{Field: "", Msg: err.Error()}}}
-	}
-	for _, p := range newSecrets {
-		if err := atomicfile.Write(p.path, []byte(p.value+"\n"), 0o600); err != nil {
-			removeSecrets(newSecrets)
-			return apiv1.Settings{}, Effective{}, fmt.Errorf("save settings: secret: %w", err)
+	if doc.ICEServers != nil {
+		for _, srv := range *doc.ICEServers {
+			if srv.CredentialFile == path {
+				return true
+			}
 		}
 	}
-	data, err := json.MarshalIndent(doc, "", "  ")
-	if err != nil {
-		removeSecrets(newSecrets)
-		return apiv1.Settings{}, Effective{}, fmt.Errorf("save settings: %w", err)
-	}
-	if err := atomicfile.Write(s.path, append(data, '\n'), 0o600); err != nil {
-		removeSecrets(newSecrets)
-		return apiv1.Settings{}, Effective{}, fmt.Errorf("save settings: %w", err)
-	}
-	s.doc, s.eff = doc, eff
-	s.collectSecrets()
-	s.log.Info("settings changed", "version", doc.Version)
-	return wire(eff), eff, nil
+	return false
 }
 
 type pendingSecret struct{ path, value string }
@@ -375,17 +653,15 @@ func removeSecrets(ps []pendingSecret) {
 // collectSecrets removes secret files no setting names any more, so a
 // cleared or replaced password does not linger on disk.
 func (s *Store) collectSecrets() {
-	used := map[string]bool{s.eff.Config.Calendar.PasswordFile: true, s.eff.Config.Calendar.TokenFile: true}
-	for _, srv := range s.eff.Config.Meeting.ICEServers {
-		used[srv.CredentialFile] = true
-	}
 	entries, err := os.ReadDir(s.secrets)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
 		p := filepath.Join(s.secrets, e.Name())
-		if !used[p] {
+		// A local secret under a section the fleet manages stays: it is
+		// the room's own again when the fleet lets go.
+		if !namedBy(s.doc, p) && !namedBy(s.fleet, p) {
 			if err := os.Remove(p); err != nil {
 				s.log.Warn("remove an unused secret", "file", p, "err", err)
 			}
@@ -435,6 +711,9 @@ func (s *Store) applyWith(doc Document, pending []pendingSecret) (Effective, err
 				URLs: append([]string(nil), srv.URLs...), Username: srv.Username, CredentialFile: srv.CredentialFile,
 			})
 		}
+	}
+	if doc.Timezone != nil {
+		c.Calendar.Timezone = *doc.Timezone
 	}
 	if d := doc.Devices; d != nil {
 		c.HAL.Camera, c.HAL.Microphone, c.HAL.Speaker = d.Camera, d.Microphone, d.Speaker

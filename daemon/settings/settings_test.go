@@ -237,3 +237,153 @@ func TestDamagedFileMovedAside(t *testing.T) {
 		})
 	}
 }
+
+func TestFleetLayerOverLocalSettings(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, config.Default())
+	// The room's own settings first.
+	local, _, err := s.Put(validPut(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	localPassword := s.Effective().Config.Calendar.PasswordFile
+
+	// The fleet takes the room name, the calendar (with its own password),
+	// the time zone and the display.
+	fleetPW := "fleet-pass"
+	out, eff, err := s.SetFleet(FleetLayer{
+		RoomName: ptr("Lab 4"),
+		Timezone: ptr("America/New_York"),
+		Calendar: &apiv1.CalendarSettings{URL: "https://fleet-cal.example.com/lab4.ics", Username: "lab4", Password: &fleetPW, Refresh: "10m"},
+		Display:  &apiv1.DisplaySchedule{Sleep: true, Days: []string{"mon"}, AwakeFrom: "08:00", AwakeUntil: "18:00"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.RoomName != "Lab 4" || out.Calendar.URL != "https://fleet-cal.example.com/lab4.ics" || out.Calendar.Timezone != "America/New_York" ||
+		eff.Location.String() != "America/New_York" || out.Version != local.Version+1 {
+		t.Fatalf("with the fleet's layer: %+v", out)
+	}
+	if strings.Join(out.Managed, ",") != "roomName,calendar,calendar.timezone,display" {
+		t.Fatalf("managed %v", out.Managed)
+	}
+	// The devices stay the room's own.
+	if out.Devices.Camera != "sim:camera" {
+		t.Fatalf("devices %+v", out.Devices)
+	}
+	fleetPassword := eff.Config.Calendar.PasswordFile
+	if b, err := os.ReadFile(fleetPassword); err != nil || string(b) != "fleet-pass\n" || !strings.Contains(fleetPassword, "fleet-") {
+		t.Fatalf("fleet secret %s: %q %v", fleetPassword, b, err)
+	}
+	// The local secret stays on disk underneath.
+	if _, err := os.Stat(localPassword); err != nil {
+		t.Fatalf("local secret gone: %v", err)
+	}
+
+	// A local change to a managed section is refused, naming it; an
+	// unmanaged one goes through.
+	in := out
+	in.RoomName = "Kiosk rename"
+	in.Devices.Camera = "sim:other"
+	_, _, err = s.Put(in)
+	var ve *ValidationError
+	if !errors.As(err, &ve) || len(ve.Fields) != 1 || ve.Fields[0].Field != "roomName" || !strings.Contains(ve.Fields[0].Msg, "managed by the fleet") {
+		t.Fatalf("managed change: %v", err)
+	}
+	in.RoomName = out.RoomName
+	out2, _, err := s.Put(in)
+	if err != nil || out2.Devices.Camera != "sim:other" || out2.RoomName != "Lab 4" {
+		t.Fatalf("unmanaged change: %+v %v", out2, err)
+	}
+
+	// Both layers survive a restart.
+	s = open(t, dir, config.Default())
+	if got := s.Get(); got.RoomName != "Lab 4" || got.Devices.Camera != "sim:other" || got.Version != out2.Version {
+		t.Fatalf("after reopening: %+v", got)
+	}
+
+	// The fleet lets go of everything but the display: the room's own
+	// values are back, the fleet's secret is gone.
+	out3, eff, err := s.SetFleet(FleetLayer{Display: &apiv1.DisplaySchedule{Sleep: false, Days: []string{}, AwakeFrom: "07:00", AwakeUntil: "19:00"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out3.RoomName != "Boardroom" || out3.Calendar.URL != "https://cal.example.com/room.ics" || out3.Calendar.Timezone != "Europe/Berlin" ||
+		eff.Config.Calendar.PasswordFile != localPassword || strings.Join(out3.Managed, ",") != "display" {
+		t.Fatalf("after the fleet let go: %+v", out3)
+	}
+	if _, err := os.Stat(fleetPassword); !os.IsNotExist(err) {
+		t.Fatalf("fleet secret still there: %v", err)
+	}
+}
+
+func TestFleetLayerRefusedWhole(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, config.Default())
+	before := s.Get()
+	bad := FleetLayer{
+		RoomName: ptr("Fine name"),
+		Calendar: &apiv1.CalendarSettings{URL: "ftp://nowhere", Refresh: "5m"},
+		Timezone: ptr("Mars/Olympus"),
+	}
+	var ve *ValidationError
+	if err := s.CheckFleet(bad); !errors.As(err, &ve) {
+		t.Fatalf("CheckFleet on a bad layer: %v", err)
+	}
+	if err := s.CheckFleet(FleetLayer{RoomName: ptr("Fine name")}); err != nil || s.Get().RoomName == "Fine name" {
+		t.Fatalf("CheckFleet on a good layer: %v, or it changed the settings", err)
+	}
+	_, _, err := s.SetFleet(bad)
+	if !errors.As(err, &ve) {
+		t.Fatalf("bad layer: %v", err)
+	}
+	fields := map[string]bool{}
+	for _, f := range ve.Fields {
+		fields[f.Field] = true
+	}
+	if !fields["calendar.url"] || !fields["calendar.timezone"] {
+		t.Fatalf("fields %v", ve.Fields)
+	}
+	if after := s.Get(); after.RoomName != before.RoomName || after.Version != before.Version || len(after.Managed) != 0 {
+		t.Fatalf("a refused layer changed the settings: %+v", after)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "fleet.json")); !os.IsNotExist(err) {
+		t.Fatalf("fleet.json written: %v", err)
+	}
+	// A damaged fleet.json is moved aside at start; the local layer stays.
+	if err := os.WriteFile(filepath.Join(dir, "fleet.json"), []byte(`{"schema":1,"roomName":`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, config.Default())
+	if _, err := os.Stat(filepath.Join(dir, "fleet.json.damaged")); err != nil || len(s.Get().Managed) != 0 {
+		t.Fatalf("damaged fleet layer: %v %+v", err, s.Get())
+	}
+}
+
+// The kiosk sends back what it read, with "" for credentials it never
+// had: that must not count as a change to a managed section.
+func TestKioskRoundTripWithManagedSections(t *testing.T) {
+	s := open(t, t.TempDir(), config.Default())
+	empty, cred := "", "turnpass"
+	_, _, err := s.SetFleet(FleetLayer{ICEServers: &[]apiv1.ICEServerConfig{
+		{URLs: []string{"stun:stun.example.com:3478"}, Credential: &empty},
+		{URLs: []string{"turn:turn.example.com:3478"}, Username: "u", Credential: &cred},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := s.Get()
+	in.ICEServers[0].Credential = &empty
+	in.RoomName = "Renamed locally"
+	out, _, err := s.Put(in)
+	if err != nil || out.RoomName != "Renamed locally" || len(out.ICEServers) != 2 || !out.ICEServers[1].HasCredential {
+		t.Fatalf("round trip: %+v %v", out, err)
+	}
+	// Clearing the managed TURN credential is a change.
+	in = s.Get()
+	in.ICEServers[1].Credential = &empty
+	var ve *ValidationError
+	if _, _, err := s.Put(in); !errors.As(err, &ve) || ve.Fields[0].Field != "iceServers" {
+		t.Fatalf("clearing a managed credential: %v", err)
+	}
+}

@@ -2,8 +2,10 @@
 // system's own D-Bus services rather than by editing their files behind
 // their backs: the room name becomes the hostname (systemd-hostnamed), the
 // time zone and NTP go to systemd-timedated, reboot, power-off and the
-// shutdown inhibitor to systemd-logind, unit restarts to systemd itself, and
-// the connectivity state is read from NetworkManager.
+// shutdown inhibitor to systemd-logind, unit restarts to systemd itself,
+// the room's Wi-Fi, wired IPv4 and proxy settings to NetworkManager's
+// connection profiles "atrium-wifi" and "atrium-wired", and the
+// connectivity state is read from NetworkManager.
 //
 // Every call is non-interactive (no polkit prompt can appear on a kiosk) and
 // takes a context. A setting the OS refuses comes back as an error that

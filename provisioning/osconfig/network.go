@@ -5,7 +5,9 @@ import (
 	"fmt"
 )
 
-// NetworkManager's bus name, object and interface.
+// NetworkManager's bus name, main object and interface. The connection
+// profiles (Wi-Fi, wired IPv4, proxy) go through its settings service: see
+// nm.go.
 const (
 	nmService = "org.freedesktop.NetworkManager"
 	nmPath    = "/org/freedesktop/NetworkManager"

@@ -84,6 +84,9 @@ type OS struct {
 	log     *slog.Logger
 	conn    *dbus.Conn
 	systemd *sdbus.Conn
+	// nm serialises changes to the atrium NetworkManager profiles: two
+	// that both found a profile missing would both add one.
+	nm sync.Mutex
 
 	closeOnce sync.Once
 }

@@ -64,6 +64,9 @@ var rules = []struct {
 	{"cmd/roomd", []string{"provisioning/fleet"}, "the fleet server's code never ships in roomd"},
 	{"provisioning/identity", []string{"daemon", "hal", "ui", "provisioning/fleet"}, "the device identity is a leaf the agent and tools can use"},
 	{"provisioning/osconfig", []string{"daemon", "hal", "ui", "provisioning/fleet"}, "OS settings go through D-Bus only and know nothing of roomd"},
+	{"provisioning/fleetapi", []string{"daemon", "hal", "ui", "provisioning/fleet", "provisioning/agent", "provisioning/identity", "provisioning/osconfig"}, "the device API's contract is importable by both sides without either"},
+	{"provisioning/agent", []string{"daemon", "hal", "ui", "provisioning/fleet", "provisioning/osconfig"}, "the agent meets roomd at small interfaces and speaks only the contract to the fleet"},
+	{"provisioning/fleet", []string{"daemon", "hal", "ui", "provisioning/agent", "cmd"}, "the fleet server knows devices only through the contract"},
 }
 
 func TestImportRules(t *testing.T) {

@@ -84,6 +84,23 @@ func (p *Process) Crashed() bool {
 // death (and started another): it is not reported again.
 func (p *Process) Abandon() { p.abandoned.Store(true) }
 
+// Stop stops the process now as the cleanup would (SIGTERM, then a kill
+// after timeout) and tells the cleanup it is done.
+func (p *Process) Stop(timeout time.Duration) error {
+	err := p.stop(timeout)
+	p.Abandon()
+	return err
+}
+
+// Kill ends the process with SIGKILL, as a crash or a power cut would, and
+// waits for it; the cleanup then leaves it alone.
+func (p *Process) Kill() {
+	p.Abandon()
+	_ = p.cmd.Process.Kill()
+	err := <-p.waitErr
+	p.waitErr <- err
+}
+
 func (p *Process) stop(timeout time.Duration) error {
 	if p.abandoned.Load() {
 		return nil

@@ -398,6 +398,39 @@ class AdminScreen {
     for (const box of $("set-disp-days").querySelectorAll("input")) box.checked = days.has(box.value);
     $("set-disp-from").value = disp.awakeFrom || "";
     $("set-disp-until").value = disp.awakeUntil || "";
+    this.showManaged(s.managed || []);
+  }
+
+  // showManaged locks the fields the fleet's profile sets: they change in
+  // the fleet console, and roomd refuses them here.
+  showManaged(managed) {
+    const isManaged = (field) => managed.some((m) => field === m || field.startsWith(`${m}.`));
+    const lock = (el, on) => {
+      if (on) {
+        if (!el.disabled) el.dataset.managedLock = "1";
+        el.disabled = true;
+      } else if (el.dataset.managedLock) {
+        delete el.dataset.managedLock;
+        el.disabled = false;
+      }
+    };
+    for (const pane of this.dialog.querySelectorAll(".admin-pane")) {
+      let any = false;
+      for (const f of pane.querySelectorAll(".admin-field[data-field]")) {
+        const on = isManaged(f.dataset.field);
+        any ||= on;
+        f.classList.toggle("admin-managed", on);
+        for (const c of f.querySelectorAll("input, select, button, textarea")) lock(c, on);
+      }
+      let note = pane.querySelector(".admin-managed-note");
+      if (any && !note) {
+        note = h("p", { class: "admin-note admin-managed-note", role: "note" },
+          "Some settings here are managed by your organisation's fleet console and cannot be changed on the room.");
+        pane.prepend(note);
+      }
+      if (note) note.hidden = !any;
+    }
+    lock($("set-cal-source"), managed.includes("calendar"));
   }
 
   fillDeviceChoice(kind, chosen) {
@@ -650,11 +683,13 @@ class AdminScreen {
     const facts = $("about-facts");
     const list = $("about-devices");
     let st = null;
+    let fleet = null;
     let devs = this.devices;
     try {
-      const [s, d] = await Promise.all([this.call("status"), this.call("devices")]);
+      const [s, d, f] = await Promise.all([this.call("status"), this.call("devices"), this.call("fleet")]);
       if (s.ok) st = s.data;
       if (d.ok && d.data) devs = this.devices = d.data.devices || [];
+      if (f.ok) fleet = f.data;
     } catch (e) {
       if (e instanceof AdminSessionError) return;
       throw e;
@@ -665,6 +700,7 @@ class AdminScreen {
       ["Running since", st && st.startedAt ? new Date(st.startedAt).toLocaleString() : ""],
       ["Boot ID", (st && st.bootId) || ""],
       ["Settings version", this.settings ? String(this.settings.version) : ""],
+      ["Fleet", fleetSummary(fleet)],
     ];
     facts.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
     list.replaceChildren(
@@ -1422,6 +1458,17 @@ function failureText(c) {
 }
 
 // ---- display sleep ------------------------------------------------------------------
+
+// fleetSummary says in one line who manages the room.
+function fleetSummary(f) {
+  if (!f) return "";
+  if (!f.managed) return "Standalone (no fleet server configured)";
+  if (f.revoked) return `Revoked by ${f.server}: factory reset and enroll again`;
+  if (!f.enrolled) return `Not enrolled in ${f.server}`;
+  const seen = f.lastCheckIn ? `last check-in ${new Date(f.lastCheckIn).toLocaleString()}` : "no check-in yet";
+  const trouble = f.lastError ? `; last error: ${f.lastError}` : "";
+  return `Managed by ${f.server} as ${f.deviceId}, ${seen}${trouble}`;
+}
 
 export class DisplaySleep {
   constructor({ onSleep }) {

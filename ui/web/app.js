@@ -13,6 +13,8 @@
 import { Agenda, EndPrompt } from "./agenda.js";
 import { CallView } from "./call.js";
 import { initAdmin } from "./admin.js";
+import { FleetCard } from "./fleet.js";
+import { readProblem } from "./problem.js";
 
 const API = "/api/v1";
 
@@ -76,6 +78,7 @@ function main() {
     },
   });
   const devices = new DeviceList();
+  const fleet = new FleetCard();
   let join = null;
   const call = new CallView({ onLeave: (button) => join.leave(button) });
   const meeting = new MeetingView(el, call);
@@ -99,6 +102,7 @@ function main() {
       // may have changed while the page was away.
       agenda.fetch();
       admin.display.refresh(); // the status does not carry the display's state
+      fleet.refresh();
       el.room.textContent = st.room || "Atrium";
       document.title = st.room ? `${st.room} — Atrium` : "Atrium";
       // "1.2.0" reads better as "v1.2.0"; "dev" or a commit hash do not.
@@ -113,6 +117,7 @@ function main() {
     onCalendar: (cal) => agenda.update(cal),
     onDisplay: (d) => admin.display.show(d),
     onSettings: (v) => admin.settingsChanged(v),
+    onFleet: (st) => fleet.show(st),
   });
   agenda.start();
   addEventListener("pagehide", () => agenda.stop());
@@ -161,6 +166,7 @@ class EventStream {
     src.addEventListener("calendar.changed", (e) => this.dispatch(e, (c) => this.h.onCalendar(c)));
     src.addEventListener("display.changed", (e) => this.dispatch(e, (d) => this.h.onDisplay(d)));
     src.addEventListener("settings.changed", (e) => this.dispatch(e, (v) => this.h.onSettings(v)));
+    src.addEventListener("fleet.changed", (e) => this.dispatch(e, (st) => this.h.onFleet(st)));
     for (const type of ["device.added", "device.removed", "device.changed"]) {
       src.addEventListener(type, (e) => this.dispatch(e, (d) => this.h.onDevice(type, d)));
     }
@@ -517,18 +523,6 @@ class JoinForm {
   }
 }
 
-// readProblem returns the RFC 9457 problem details of an error response, or
-// an empty object when the body is not one (a proxy's HTML page, say).
-async function readProblem(resp) {
-  const type = resp.headers.get("Content-Type") || "";
-  if (!/^application\/(problem\+)?json\b/i.test(type)) return {};
-  try {
-    const p = await resp.json();
-    return p && typeof p === "object" ? p : {};
-  } catch {
-    return {};
-  }
-}
 
 // tidyDetail drops the title from the front of a problem's detail: roomd's
 // details are Go errors that often start with it ("no provider for this URL:

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atriumroom/atrium/internal/testclock"
 	"github.com/atriumroom/atrium/provisioning/identity"
 	"go.uber.org/goleak"
 )
@@ -18,26 +19,11 @@ import (
 // TestMain fails the package if any test leaves a goroutine behind.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// fakeClock is a settable clock shared by the CA and the test's client.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
+// fakeClock is the clock the code under test is given.
+type fakeClock = testclock.Clock
 
 func newClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+	return testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 }
 
 // revocations is the fleet's revocation list as the test sets it.

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -22,27 +23,65 @@ type Device struct {
 	Versions     json.RawMessage // JSON object: component → version
 	MeetingState string
 	CreatedAt    time.Time
+	// Inventory is the last check-in's inventory (JSON object: versions,
+	// peripherals, network…), {} before the first.
+	Inventory json.RawMessage
+	// Problems are the last check-in's health problems, in the device's
+	// words.
+	Problems []string
 }
 
-const deviceColumns = `id, room_id, hardware, cert_serial, cert_not_after, revoked_at, last_checkin,
-	health, versions, meeting_state, created_at`
+// deviceColumnList is what scanDevice reads, in its order.
+var deviceColumnList = []string{"id", "room_id", "hardware", "cert_serial", "cert_not_after", "revoked_at", "last_checkin",
+	"health", "versions", "meeting_state", "created_at", "inventory", "problems"}
+
+// deviceColumns selects a device from the devices table alone.
+var deviceColumns = deviceColumnsOf("")
+
+// deviceColumnsOf prefixes each column with a table alias ("d.") for joins.
+func deviceColumnsOf(alias string) string {
+	cols := make([]string, len(deviceColumnList))
+	for i, c := range deviceColumnList {
+		cols[i] = alias + c
+	}
+	return strings.Join(cols, ", ")
+}
+
+// deviceScanTargets returns the Scan targets for deviceColumnList and a
+// function that finishes the Device after the scan.
+func deviceScanTargets(d *Device) ([]any, func() error) {
+	var hw, versions, inventory, problems string
+	var notAfter, created int64
+	var revoked, checkin sql.NullInt64
+	targets := []any{&d.ID, &d.RoomID, &hw, &d.CertSerial, &notAfter, &revoked, &checkin,
+		&d.Health, &versions, &d.MeetingState, &created, &inventory, &problems}
+	return targets, func() error {
+		d.Hardware, d.Versions, d.Inventory = json.RawMessage(hw), json.RawMessage(versions), json.RawMessage(inventory)
+		d.CertNotAfter, d.CreatedAt = fromMicro(notAfter), fromMicro(created)
+		if revoked.Valid {
+			d.Revoked, d.RevokedAt = true, fromMicro(revoked.Int64)
+		}
+		if checkin.Valid {
+			d.LastCheckIn = fromMicro(checkin.Int64)
+		}
+		if err := json.Unmarshal([]byte(problems), &d.Problems); err != nil {
+			return fmt.Errorf("device %s: stored problems: %w", d.ID, err)
+		}
+		if len(d.Problems) == 0 {
+			d.Problems = nil
+		}
+		return nil
+	}
+}
 
 func scanDevice(sc interface{ Scan(...any) error }) (Device, error) {
 	var d Device
-	var hw, versions string
-	var notAfter, created int64
-	var revoked, checkin sql.NullInt64
-	if err := sc.Scan(&d.ID, &d.RoomID, &hw, &d.CertSerial, &notAfter, &revoked, &checkin,
-		&d.Health, &versions, &d.MeetingState, &created); err != nil {
+	targets, finish := deviceScanTargets(&d)
+	if err := sc.Scan(targets...); err != nil {
 		return Device{}, err
 	}
-	d.Hardware, d.Versions = json.RawMessage(hw), json.RawMessage(versions)
-	d.CertNotAfter, d.CreatedAt = fromMicro(notAfter), fromMicro(created)
-	if revoked.Valid {
-		d.Revoked, d.RevokedAt = true, fromMicro(revoked.Int64)
-	}
-	if checkin.Valid {
-		d.LastCheckIn = fromMicro(checkin.Int64)
+	if err := finish(); err != nil {
+		return Device{}, err
 	}
 	return d, nil
 }
@@ -115,6 +154,19 @@ func (s *Store) RevokeDevice(ctx context.Context, actor, id string) error {
 
 // RenewCertificate records the device's new certificate after a renewal.
 func (s *Store) RenewCertificate(ctx context.Context, id, serial string, notAfter time.Time) error {
+	return s.ReplaceCertificate(ctx, id, "", serial, notAfter)
+}
+
+// ReplaceCertificate records the device's new certificate in place of the
+// one with serial oldSerial ("" replaces whatever is current). When the
+// device's current serial is no longer oldSerial (a concurrent renewal won)
+// it is [ErrConflict] and nothing changes, so a renewal made with an old
+// certificate can never replace a newer one. A revoked device gets
+// [ErrRevoked]. Audited as the device's own change.
+func (s *Store) ReplaceCertificate(ctx context.Context, id, oldSerial, serial string, notAfter time.Time) error {
+	if serial == "" || notAfter.IsZero() {
+		return fmt.Errorf("renew certificate of device %s: serial and expiry required: %w", id, ErrInvalid)
+	}
 	err := s.inTx(ctx, func(t *tx) error {
 		before, err := scanDevice(t.queryRow(ctx, `SELECT `+deviceColumns+` FROM devices WHERE id = ?`, id))
 		if err != nil {
@@ -123,9 +175,18 @@ func (s *Store) RenewCertificate(ctx context.Context, id, serial string, notAfte
 		if before.Revoked {
 			return ErrRevoked
 		}
-		if _, err := t.exec(ctx, `UPDATE devices SET cert_serial = ?, cert_not_after = ? WHERE id = ?`,
-			serial, notAfter.UTC().UnixMicro(), id); err != nil {
+		if oldSerial != "" && before.CertSerial != oldSerial {
+			return fmt.Errorf("certificate %s is no longer current: %w", oldSerial, ErrConflict)
+		}
+		res, err := t.exec(ctx, `UPDATE devices SET cert_serial = ?, cert_not_after = ? WHERE id = ? AND cert_serial = ?`,
+			serial, notAfter.UTC().UnixMicro(), id, before.CertSerial)
+		if err != nil {
 			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return fmt.Errorf("certificate changed concurrently: %w", ErrConflict)
 		}
 		after := before
 		after.CertSerial, after.CertNotAfter = serial, notAfter.UTC().Truncate(time.Microsecond)
@@ -139,35 +200,108 @@ func (s *Store) RenewCertificate(ctx context.Context, id, serial string, notAfte
 	return nil
 }
 
-// CheckIn is what a device reports on each check-in.
+// CheckIn is what a device reports on each check-in. Only Health,
+// Versions and MeetingState are required; the zero value of every other
+// field stores "nothing reported".
 type CheckIn struct {
 	Health       string
-	Versions     json.RawMessage // JSON object
+	Versions     json.RawMessage // JSON object: component → version
 	MeetingState string
+	// Inventory is the device's inventory as a JSON object; empty stores {}.
+	Inventory json.RawMessage
+	// Problems are the health problems the device reports.
+	Problems []string
+	// HealthSample, when set, is stored as a telemetry sample of kind
+	// SampleHealth: the health history the console draws.
+	HealthSample json.RawMessage
+	// CallQuality, when set, is stored as a sample of kind SampleCall.
+	CallQuality json.RawMessage
+	// ProfileApplied is the profile version in effect on the device.
+	ProfileApplied string
+	// ProfileLast is how the last profile the device received went.
+	ProfileLast ProfileOutcome
 }
+
+// ProfileOutcome is how applying one profile version went on a device.
+type ProfileOutcome struct {
+	Version string
+	Status  string // "applied", "rejected", "rolled-back", or "" before any
+	Reason  string
+}
+
+// Telemetry sample kinds written by check-ins.
+const (
+	SampleHealth = "health"
+	SampleCall   = "call"
+)
 
 // RecordCheckIn stores a check-in and its time. A revoked device gets
 // [ErrRevoked] and nothing is stored. Check-ins are not audited: they are
 // the device's state, not a change someone made.
 func (s *Store) RecordCheckIn(ctx context.Context, id string, c CheckIn) error {
-	versions, err := jsonObject(c.Versions, "versions")
+	err := s.inTx(ctx, func(t *tx) error { return t.recordCheckIn(ctx, id, c) })
 	if err != nil {
 		return fmt.Errorf("check-in of device %s: %w", id, err)
 	}
-	err = s.inTx(ctx, func(t *tx) error {
-		var revoked sql.NullInt64
-		if err := t.queryRow(ctx, `SELECT revoked_at FROM devices WHERE id = ?`, id).Scan(&revoked); err != nil {
-			return notFound(err)
-		}
-		if revoked.Valid {
-			return ErrRevoked
-		}
-		_, err := t.exec(ctx, `UPDATE devices SET last_checkin = ?, health = ?, versions = ?, meeting_state = ? WHERE id = ?`,
-			t.s.nowMicro(), c.Health, string(versions), c.MeetingState, id)
-		return err
-	})
+	return nil
+}
+
+// recordCheckIn is RecordCheckIn inside a transaction.
+func (t *tx) recordCheckIn(ctx context.Context, id string, c CheckIn) error {
+	versions, err := jsonObject(c.Versions, "versions")
 	if err != nil {
-		return fmt.Errorf("check-in of device %s: %w", id, err)
+		return err
+	}
+	inventory, err := jsonObject(c.Inventory, "inventory")
+	if err != nil {
+		return err
+	}
+	var vm map[string]json.RawMessage
+	_ = json.Unmarshal(versions, &vm) // jsonObject checked it
+	var roomd string
+	if raw, ok := vm["roomd"]; ok {
+		if err := json.Unmarshal(raw, &roomd); err != nil {
+			return fmt.Errorf("versions.roomd must be a string: %w", ErrInvalid)
+		}
+	}
+	problems, err := json.Marshal(c.Problems)
+	if err != nil || c.Problems == nil {
+		problems = []byte("[]")
+	}
+	for _, sm := range []struct {
+		kind string
+		body json.RawMessage
+	}{{SampleHealth, c.HealthSample}, {SampleCall, c.CallQuality}} {
+		if sm.body != nil && !json.Valid(sm.body) {
+			return fmt.Errorf("%s sample is not valid JSON: %w", sm.kind, ErrInvalid)
+		}
+	}
+	var revoked sql.NullInt64
+	if err := t.queryRow(ctx, `SELECT revoked_at FROM devices WHERE id = ?`, id).Scan(&revoked); err != nil {
+		return notFound(err)
+	}
+	if revoked.Valid {
+		return ErrRevoked
+	}
+	now := t.s.nowMicro()
+	if _, err := t.exec(ctx, `UPDATE devices SET last_checkin = ?, health = ?, versions = ?, meeting_state = ?,
+		inventory = ?, problems = ?, roomd_version = ?, profile_applied = ?, profile_last_version = ?,
+		profile_status = ?, profile_reason = ? WHERE id = ?`,
+		now, c.Health, string(versions), c.MeetingState, string(inventory), string(problems), roomd,
+		c.ProfileApplied, c.ProfileLast.Version, c.ProfileLast.Status, c.ProfileLast.Reason, id); err != nil {
+		return err
+	}
+	for _, sm := range []struct {
+		kind string
+		body json.RawMessage
+	}{{SampleHealth, c.HealthSample}, {SampleCall, c.CallQuality}} {
+		if sm.body == nil {
+			continue
+		}
+		if _, err := t.exec(ctx, `INSERT INTO telemetry (device_id, at, kind, body) VALUES (?, ?, ?, ?)`,
+			id, now, sm.kind, string(sm.body)); err != nil {
+			return fmt.Errorf("%s sample: %w", sm.kind, err)
+		}
 	}
 	return nil
 }

@@ -27,7 +27,15 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now. Every stored time comes from it.
 	Now func() time.Time
+	// MaxConns bounds the connections to PostgreSQL (default
+	// DefaultMaxConns): a burst of check-ins must queue in fleetd, not
+	// exhaust the server's max_connections (100 by default) and be
+	// refused. SQLite has one writer anyway and ignores it.
+	MaxConns int
 }
+
+// DefaultMaxConns is Options.MaxConns's default.
+const DefaultMaxConns = 16
 
 // Store is the fleet database. It is safe for concurrent use.
 type Store struct {
@@ -55,6 +63,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	case opts.PostgresDSN != "":
 		s.d = postgresDialect
 		s.db, err = sql.Open("pgx", opts.PostgresDSN)
+		if err == nil {
+			n := opts.MaxConns
+			if n <= 0 {
+				n = DefaultMaxConns
+			}
+			s.db.SetMaxOpenConns(n)
+			s.db.SetMaxIdleConns(n)
+		}
 	case opts.SQLitePath != "":
 		s.d = sqliteDialect
 		s.db, err = sql.Open("sqlite", sqliteDSN(opts.SQLitePath))
@@ -200,4 +216,9 @@ func nullable(s string) any {
 		return nil
 	}
 	return s
+}
+
+func (t *tx) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	r, err := t.tx.QueryContext(ctx, t.s.d.rebind(q), args...)
+	return r, mapError(err)
 }

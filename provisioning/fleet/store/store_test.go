@@ -12,26 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/atriumroom/atrium/internal/testclock"
 	"github.com/atriumroom/atrium/test/pgtest"
 )
 
-// fakeClock is the injected clock; concurrent redeemers read it.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// fakeClock is the clock the code under test is given.
+type fakeClock = testclock.Clock
 
 // env is what each case gets: a migrated store on a fresh database.
 type env struct {
@@ -121,6 +107,50 @@ var cases = []struct {
 	{"CommandIdempotency", testCommands},
 	{"RevocationAndCheckIn", testRevocation},
 	{"TelemetryRetention", testRetention},
+	{"AccountsAndSessions", testAccounts},
+	{"ConsoleReads", testConsoleReads},
+	{"EnrollmentCodes", testEnrollmentCodes},
+	{"DeviceRecords", testDeviceRecords},
+	{"CheckInAndCommands", testCheckInAndCommands},
+	{"LogBundles", testLogBundles},
+	{"RecordsConcurrent", testRecordsConcurrent},
+	{"ConnectionsBounded", testConnectionsBounded},
+}
+
+// A burst larger than the pool queues in fleetd instead of opening a
+// connection per request (PostgreSQL refuses past max_connections).
+func testConnectionsBounded(t *testing.T, e *env) {
+	if e.st.Engine() != "postgres" {
+		return // one SQLite file has one writer whatever the pool
+	}
+	if got := e.st.db.Stats().MaxOpenConnections; got != DefaultMaxConns {
+		t.Fatalf("default pool of %d connections, want %d", got, DefaultMaxConns)
+	}
+	opts := e.fresh()
+	opts.MaxConns = 3
+	st, err := Open(e.ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Go(func() {
+			_, err := st.db.ExecContext(e.ctx, `SELECT pg_sleep(0.05)`)
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if stats := st.db.Stats(); stats.MaxOpenConnections != 3 || stats.WaitCount == 0 {
+		t.Fatalf("pool %+v: want 3 connections and requests that waited for one", stats)
+	}
 }
 
 // TestStore runs every case on SQLite in a temporary directory and on
@@ -143,7 +173,7 @@ func TestStore(t *testing.T) {
 				t.Run(c.name, func(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 					defer cancel()
-					clock := &fakeClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+					clock := testclock.New(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
 					opts := eng.opts(t)
 					opts.Now = clock.Now
 					st, err := Open(ctx, opts)
@@ -574,7 +604,7 @@ func testRetention(t *testing.T, e *env) {
 	if err != nil || n != 1 {
 		t.Fatalf("purge removed %d (%v), want 1", n, err)
 	}
-	left, err := e.st.Samples(e.ctx, dev.ID, "", t0)
+	left, err := e.st.Samples(e.ctx, dev.ID, "", t0, 0)
 	if err != nil || len(left) != 2 || string(left[0].Body) != `{"i":1}` || !left[0].At.Equal(t0.Add(time.Hour)) {
 		t.Fatalf("left after purge: %+v, %v", left, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -30,11 +31,17 @@ func (s *Store) AddSample(ctx context.Context, deviceID, kind string, body json.
 }
 
 // Samples lists a device's samples of a kind ("" for all) taken at or after
-// since, oldest first.
-func (s *Store) Samples(ctx context.Context, deviceID, kind string, since time.Time) ([]Sample, error) {
-	rows, err := s.query(ctx, `SELECT id, device_id, at, kind, body FROM telemetry
-		WHERE device_id = ? AND (? = '' OR kind = ?) AND at >= ? ORDER BY at, id`,
-		deviceID, kind, kind, since.UTC().UnixMicro())
+// since: the newest limit of them (0 or less means 1000), oldest first.
+func (s *Store) Samples(ctx context.Context, deviceID, kind string, since time.Time, limit int) ([]Sample, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	q, args := `SELECT id, device_id, at, kind, body FROM telemetry WHERE device_id = ? AND at >= ?`,
+		[]any{deviceID, since.UTC().UnixMicro()}
+	if kind != "" {
+		q, args = q+` AND kind = ?`, append(args, kind)
+	}
+	rows, err := s.query(ctx, q+` ORDER BY at DESC, id DESC LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list samples of device %s: %w", deviceID, err)
 	}
@@ -53,6 +60,7 @@ func (s *Store) Samples(ctx context.Context, deviceID, kind string, since time.T
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list samples of device %s: %w", deviceID, err)
 	}
+	slices.Reverse(out)
 	return out, nil
 }
 
