@@ -100,6 +100,7 @@ bench: build
 	$(GO) test -count 1 -run '^TestGuest$$' -timeout 20m ./test/vm/ -args -vm.bench . -vm.benchout $(CURDIR)/bench/results/hal.txt
 	$(GO) test -run '^$$' -bench Join -benchtime 1x -timeout 10m ./test/interop/
 	$(GO) test -run '^$$' -bench Kiosk -benchtime 1x -timeout 20m ./test/kioskbench/
+	$(GO) test -run '^$$' -bench Fleet -benchtime 1x -timeout 20m ./test/fleetbench/
 
 clean:
 	rm -rf bin $(RUN_DIR) $(ARTIFACTS)

@@ -151,7 +151,7 @@ func TestOpenAPIMatchesTypes(t *testing.T) {
 		}
 	}
 	evTypes := doc.Comps.Schemas["Event"].Properties["type"].Enum
-	wantEv := []string{string(apiv1.EventStatus), string(apiv1.EventMeetingState), string(apiv1.EventDeviceAdded), string(apiv1.EventDeviceRemoved), string(apiv1.EventDeviceChanged), string(apiv1.EventCallStats), string(apiv1.EventCalendarChanged), string(apiv1.EventDisplayChanged), string(apiv1.EventSettingsChanged)}
+	wantEv := []string{string(apiv1.EventStatus), string(apiv1.EventMeetingState), string(apiv1.EventDeviceAdded), string(apiv1.EventDeviceRemoved), string(apiv1.EventDeviceChanged), string(apiv1.EventCallStats), string(apiv1.EventCalendarChanged), string(apiv1.EventDisplayChanged), string(apiv1.EventSettingsChanged), string(apiv1.EventFleetChanged)}
 	if !reflect.DeepEqual(evTypes, wantEv) {
 		t.Errorf("event types: documented %v, code %v", evTypes, wantEv)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/atriumroom/atrium/test/guest"
 	"github.com/atriumroom/atrium/test/janustest"
 	"github.com/atriumroom/atrium/test/proc"
+	"github.com/atriumroom/atrium/test/procstat"
 	"github.com/atriumroom/atrium/test/roomdtest"
 	"github.com/atriumroom/atrium/test/tbscope"
 )
@@ -291,8 +292,8 @@ func (h *harness) measureKiosk(p plan, r *round) {
 
 	logFrom := len(h.kiosk.Log())
 	st0 := h.callStatus(ctx)
-	roomdOnly := func(procs map[int]procStat) []int { return []int{h.roomd.PID()} }
-	webview := func(procs map[int]procStat) []int { return descendants(procs, h.kioskPID) }
+	roomdOnly := func(procs map[int]procstat.Stat) []int { return []int{h.roomd.PID()} }
+	webview := func(procs map[int]procstat.Stat) []int { return procstat.Tree(procs, h.kioskPID) }
 	us := h.window(p.window, roomdOnly, webview)
 	st1 := h.callStatus(ctx)
 	r.roomd, r.webview = us[0], us[1]
@@ -319,13 +320,13 @@ func (h *harness) measureChromium(p plan, r *round) {
 	ctx, tb := h.ctx, h.tb
 	sc := tbscope.New(tb)
 	defer sc.Close()
-	procs, err := allProcs()
+	procs, err := procstat.All()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	before := childrenNamed(procs, os.Getpid(), "chromium")
 	g := guest.Start(sc, guest.Options{JanusWS: h.srv.WSURL, Room: benchRoom, Display: chromiumName, Artifacts: filepath.Join(h.art, fmt.Sprintf("chromium-n%d", r.n))})
-	if procs, err = allProcs(); err != nil {
+	if procs, err = procstat.All(); err != nil {
 		tb.Fatal(err)
 	}
 	var browser []int
@@ -352,7 +353,7 @@ func (h *harness) measureChromium(p plan, r *round) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	us := h.window(p.window, func(procs map[int]procStat) []int { return descendants(procs, browser[0]) })
+	us := h.window(p.window, func(procs map[int]procstat.Stat) []int { return procstat.Tree(procs, browser[0]) })
 	s1, err := g.Stats(ctx)
 	if err != nil {
 		tb.Fatal(err)
@@ -379,7 +380,7 @@ func feedOf(s guest.Stats, display string) guest.Feed {
 // window samples the process sets every second for d: CPU from the first
 // sample to the last, the largest summed Rss and Pss. The test process
 // (the publishers) and Janus are measured alongside.
-func (h *harness) window(d time.Duration, sets ...func(map[int]procStat) []int) []usage {
+func (h *harness) window(d time.Duration, sets ...func(map[int]procstat.Stat) []int) []usage {
 	h.tb.Helper()
 	meters := make([]*cpuMeter, len(sets))
 	for i := range meters {
@@ -393,7 +394,7 @@ func (h *harness) window(d time.Duration, sets ...func(map[int]procStat) []int) 
 	tick := time.NewTicker(sampleEvery)
 	defer tick.Stop()
 	for {
-		procs, err := allProcs()
+		procs, err := procstat.All()
 		if err != nil {
 			h.tb.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/atriumroom/atrium/test/chromium"
+	"github.com/atriumroom/atrium/test/procstat"
 	"github.com/atriumroom/atrium/test/roomdtest"
 )
 
@@ -387,5 +388,5 @@ func busy(u usage, nproc int) string {
 	if u.machineTicks <= 0 || u.window <= 0 || nproc <= 0 {
 		return "-"
 	}
-	return fmt.Sprintf("%.0f%%", 100*float64(u.machineTicks)/clockTicks/u.window.Seconds()/float64(nproc))
+	return fmt.Sprintf("%.0f%%", 100*float64(u.machineTicks)/procstat.ClockTicks/u.window.Seconds()/float64(nproc))
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
@@ -43,6 +44,12 @@ type Store struct {
 	d   dialect
 	log *slog.Logger
 	now func() time.Time
+	// writer queues SQLite's transactions in Go, one at a time: each takes
+	// the write lock at BEGIN, and waiting here is first come, first served
+	// and ends with the request's context, where SQLite's busy handler
+	// sleeps and polls (the fleet benchmark saw check-ins time out behind
+	// it at 800/s with fleetd's CPU idle). nil for PostgreSQL.
+	writer chan struct{}
 }
 
 // Open connects to the configured engine and applies pending migrations.
@@ -73,6 +80,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		}
 	case opts.SQLitePath != "":
 		s.d = sqliteDialect
+		if err := privateFile(opts.SQLitePath); err != nil {
+			return nil, fmt.Errorf("open sqlite store: %w", err)
+		}
+		s.writer = make(chan struct{}, 1)
 		s.db, err = sql.Open("sqlite", sqliteDSN(opts.SQLitePath))
 	default:
 		return nil, fmt.Errorf("open store: no SQLitePath or PostgresDSN: %w", ErrInvalid)
@@ -89,6 +100,19 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// privateFile makes the database file mode 0600 before SQLite opens it:
+// it holds the profiles' secrets (Wi-Fi and calendar passwords, TURN
+// credentials) and the console's password hashes, and SQLite gives its
+// -wal and -shm files the database file's mode.
+func privateFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Chmod(path, 0o600)
 }
 
 // openRetry bounds how long Open waits for another process that is
@@ -170,6 +194,14 @@ func (t *tx) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
 
 // inTx runs fn in a transaction, committing when it returns nil.
 func (s *Store) inTx(ctx context.Context, fn func(*tx) error) error {
+	if s.writer != nil {
+		select {
+		case s.writer <- struct{}{}:
+			defer func() { <-s.writer }()
+		case <-ctx.Done():
+			return fmt.Errorf("begin: %w", ctx.Err())
+		}
+	}
 	sqlTx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

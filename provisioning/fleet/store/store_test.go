@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -115,6 +116,24 @@ var cases = []struct {
 	{"LogBundles", testLogBundles},
 	{"RecordsConcurrent", testRecordsConcurrent},
 	{"ConnectionsBounded", testConnectionsBounded},
+	{"PrivateFiles", testPrivateFiles},
+}
+
+// The SQLite file and its journal files hold secrets: owner only.
+func testPrivateFiles(t *testing.T, e *env) {
+	if e.st.Engine() != "sqlite" {
+		return
+	}
+	e.fleet(t) // writes, so the WAL exists
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		fi, err := os.Stat(e.opts.SQLitePath + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s is mode %v", filepath.Base(e.opts.SQLitePath+suffix), fi.Mode().Perm())
+		}
+	}
 }
 
 // A burst larger than the pool queues in fleetd instead of opening a
