@@ -3,7 +3,9 @@
 // loader, a health gate that blesses or rolls back, and the persisted state
 // machine that survives power loss at any step.
 //
-// It is reserved by the walking skeleton so that the layout is the final
-// one; issue 7 fills it. It runs inside roomd and takes its slot in
-// daemon.System.
+// Its parts so far are ota/release (the TUF repository and the device's
+// client), ota/install (streaming an image into the inactive slot) and
+// ota/bootctl (trying, blessing and rejecting a slot through the boot
+// loader). The engine that ties them together runs inside roomd and will
+// take its slot in daemon.System (issue 7).
 package ota

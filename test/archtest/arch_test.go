@@ -67,6 +67,7 @@ var rules = []struct {
 	{"provisioning/fleetapi", []string{"daemon", "hal", "ui", "provisioning/fleet", "provisioning/agent", "provisioning/identity", "provisioning/osconfig"}, "the device API's contract is importable by both sides without either"},
 	{"provisioning/agent", []string{"daemon", "hal", "ui", "provisioning/fleet", "provisioning/osconfig"}, "the agent meets roomd at small interfaces and speaks only the contract to the fleet"},
 	{"provisioning/fleet", []string{"daemon", "hal", "ui", "provisioning/agent", "cmd"}, "the fleet server knows devices only through the contract"},
+	{"ota", []string{"daemon", "hal", "ui", "provisioning", "cmd"}, "the update engine meets roomd at small interfaces"},
 }
 
 func TestImportRules(t *testing.T) {
