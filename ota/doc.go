@@ -4,8 +4,9 @@
 // machine that survives power loss at any step.
 //
 // Its parts so far are ota/release (the TUF repository and the device's
-// client), ota/install (streaming an image into the inactive slot) and
+// client), ota/install (streaming an image into the inactive slot),
 // ota/bootctl (trying, blessing and rejecting a slot through the boot
-// loader). The engine that ties them together runs inside roomd and will
-// take its slot in daemon.System (issue 7).
+// loader) and ota/engine (the persisted state machine over them). The
+// engine will run inside roomd and take its slot in daemon.System
+// (issue 7).
 package ota

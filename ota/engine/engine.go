@@ -1,0 +1,507 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/atriumroom/atrium/internal/atomicfile"
+	"github.com/atriumroom/atrium/ota/bootctl"
+	"github.com/atriumroom/atrium/ota/install"
+)
+
+// BootControl is what the engine needs from the boot loader;
+// bootctl.Control (and so bootctl.FileControl) provides it.
+type BootControl interface {
+	Status(ctx context.Context) (bootctl.Status, error)
+	TryNext(ctx context.Context, s bootctl.Slot, tries int) error
+	Bless(ctx context.Context, s bootctl.Slot) error
+	Reject(ctx context.Context, s bootctl.Slot) error
+}
+
+// Installer writes an image into a slot; *install.Installer provides it.
+// Only a nil error means the slot holds exactly the target's image.
+type Installer interface {
+	Install(ctx context.Context, dev install.Device, t install.Target, from install.Progress, persist func(install.Progress) error) error
+}
+
+// SlotDevice is an opened slot: the installer's device plus Close.
+type SlotDevice interface {
+	install.Device
+	io.Closer
+}
+
+// SlotOpener opens the block device of slot for writing.
+type SlotOpener func(ctx context.Context, slot bootctl.Slot) (SlotDevice, error)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultTries       = 3
+	DefaultMaxAttempts = 5
+)
+
+// Options configure an Engine. StatePath, Boot, Installer and OpenSlot are
+// required.
+type Options struct {
+	StatePath string
+	Boot      BootControl
+	Installer Installer
+	OpenSlot  SlotOpener
+	Logger    *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Tries is how many boots the new slot gets before the loader falls
+	// back (1..bootctl.MaxTries).
+	Tries int
+	// MaxAttempts is how many failed install attempts of one target end
+	// in the failed state.
+	MaxAttempts int
+}
+
+// Engine is the update state machine of one device. Its methods are safe
+// for concurrent use; they are serialised, since each is a
+// read-modify-write of the state file.
+type Engine struct {
+	path        string
+	boot        BootControl
+	inst        Installer
+	open        SlotOpener
+	log         *slog.Logger
+	now         func() time.Time
+	tries       int
+	maxAttempts int
+	// write persists the state file; atomicfile.Write outside tests.
+	write func(path string, data []byte, perm os.FileMode) error
+
+	mu  sync.Mutex
+	rec Record // what the state file says
+}
+
+// New loads the state file at opts.StatePath (a missing file is idle).
+//
+// A corrupt state file (unreadable JSON, an unknown state, a bad target)
+// cannot say where an update stood, so the engine does not guess: it
+// returns BOTH a working engine reset to idle AND an error wrapping
+// ErrCorruptState. The never-retry set, security floor and last trusted
+// time are kept when the file still yields them, so a corrupt file never
+// reopens a refused version or a downgrade that the file still records.
+// The corrupt file is kept beside the new one as StatePath+".corrupt"
+// for diagnosis. The boot loader is left alone: a slot on trial is
+// rejected by the loader itself when its tries run out, since nobody
+// blesses it.
+func New(opts Options) (*Engine, error) {
+	switch {
+	case opts.StatePath == "":
+		return nil, errors.New("new update engine: no state path")
+	case opts.Boot == nil:
+		return nil, errors.New("new update engine: no boot control")
+	case opts.Installer == nil:
+		return nil, errors.New("new update engine: no installer")
+	case opts.OpenSlot == nil:
+		return nil, errors.New("new update engine: no slot opener")
+	}
+	e := &Engine{
+		path: opts.StatePath, boot: opts.Boot, inst: opts.Installer, open: opts.OpenSlot,
+		log: opts.Logger, now: opts.Now, tries: opts.Tries, maxAttempts: opts.MaxAttempts,
+		write: atomicfile.Write,
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	if e.tries == 0 {
+		e.tries = DefaultTries
+	}
+	if e.tries < 1 || e.tries > bootctl.MaxTries {
+		return nil, fmt.Errorf("new update engine: %d tries, want 1..%d", e.tries, bootctl.MaxTries)
+	}
+	if e.maxAttempts <= 0 {
+		e.maxAttempts = DefaultMaxAttempts
+	}
+	rec, err := e.load()
+	if err == nil {
+		e.rec = rec
+		return e, nil
+	}
+	if !errors.Is(err, ErrCorruptState) {
+		return nil, err
+	}
+	e.log.Error("update state corrupt; starting idle", "path", e.path, "err", err)
+	data, _ := os.ReadFile(e.path)
+	e.rec = salvage(data)
+	if werr := e.write(e.path+".corrupt", data, 0o600); werr != nil {
+		e.log.Warn("keep corrupt update state", "err", werr)
+	}
+	if perr := e.persist(e.rec); perr != nil {
+		return nil, fmt.Errorf("new update engine: reset corrupt state: %w", errors.Join(err, perr))
+	}
+	return e, err
+}
+
+func (e *Engine) load() (Record, error) {
+	data, err := os.ReadFile(e.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Record{State: StateIdle}, nil
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("load update state %s: %w", e.path, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var r Record
+	if err := dec.Decode(&r); err != nil {
+		return Record{}, fmt.Errorf("load update state %s: %w: %w", e.path, ErrCorruptState, err)
+	}
+	if err := r.check(); err != nil {
+		return Record{}, fmt.Errorf("load update state %s: %w: %w", e.path, ErrCorruptState, err)
+	}
+	return r, nil
+}
+
+// trustedNow is the clock, but never earlier than the last trusted time:
+// a device whose RTC lost power wakes in 1970, and believing it would
+// make every duration negative.
+func (e *Engine) trustedNow(r Record) time.Time {
+	now := e.now()
+	if now.Before(r.LastTrusted) {
+		return r.LastTrusted
+	}
+	return now
+}
+
+// persist writes r and, only once it is durable, adopts it.
+func (e *Engine) persist(r Record) error {
+	now := e.trustedNow(r)
+	r.LastTrusted, r.Updated = now, now
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode update state: %w", err)
+	}
+	if err := e.write(e.path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("persist update state %s: %w", r.State, err)
+	}
+	e.rec = r
+	return nil
+}
+
+// Record returns a copy of the persisted state.
+func (e *Engine) Record() Record {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rec.clone()
+}
+
+// State returns the persisted state.
+func (e *Engine) State() State {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.rec.State
+}
+
+// TrustedNow is the clock corrected by the last trusted time: never
+// earlier than a time the device has already seen.
+func (e *Engine) TrustedNow() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.trustedNow(e.rec)
+}
+
+// Offer starts an update to t, the fleet's choice, already checked by TUF
+// (hardware included). It refuses a version in the never-retry set
+// (ErrNeverRetry), a security version below the floor (ErrBelowFloor),
+// and any offer while another update is under way (ErrBusy); offering the
+// target already under way again is a no-op. On success the engine is in
+// checking; Step takes it on.
+func (e *Engine) Offer(ctx context.Context, t Target) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := t.check(); err != nil {
+		return fmt.Errorf("offer: %w", err)
+	}
+	r := e.rec.clone()
+	if !r.State.settled() {
+		if r.Target != nil && r.Target.same(t) {
+			return nil
+		}
+		return fmt.Errorf("offer %s %s while %s %s is %s: %w", t.Name, t.Version, r.Target.Name, r.Target.Version, r.State, ErrBusy)
+	}
+	if err := e.admissible(r, t); err != nil {
+		return fmt.Errorf("offer: %w", err)
+	}
+	st, err := e.boot.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("offer %s %s: boot status: %w", t.Name, t.Version, err)
+	}
+	if _, err := bootctl.ParseSlot(string(st.Booted)); err != nil {
+		return fmt.Errorf("offer %s %s: booted slot: %w", t.Name, t.Version, err)
+	}
+	// Running a slot that is not the default (a trial, or a rejected
+	// image awaiting its reboot) means the other slot is the only good
+	// one: it must not be overwritten.
+	if st.Booted != st.Default {
+		return fmt.Errorf("offer %s %s: running slot %s, default %s; reboot first: %w", t.Name, t.Version, st.Booted, st.Default, ErrBusy)
+	}
+	r.State, r.Target, r.Slot = StateChecking, &t, st.Booted.Other()
+	r.Written, r.Attempts, r.Reason = 0, 0, ""
+	if err := e.persist(r); err != nil {
+		return fmt.Errorf("offer %s %s: %w", t.Name, t.Version, err)
+	}
+	e.log.Info("update offered", "name", t.Name, "version", t.Version, "slot", r.Slot)
+	return nil
+}
+
+func (e *Engine) admissible(r Record, t Target) error {
+	if r.neverRetry(t.Version) {
+		return fmt.Errorf("version %s: %w", t.Version, ErrNeverRetry)
+	}
+	if t.SecurityVersion < r.SecurityFloor {
+		return fmt.Errorf("version %s security version %d < floor %d: %w", t.Version, t.SecurityVersion, r.SecurityFloor, ErrBelowFloor)
+	}
+	return nil
+}
+
+// Step advances the update by one persisted transition and returns the
+// state reached. In idle, rebooting (the caller reboots), verifying (the
+// health gate decides), committed, rolled-back and failed it changes
+// nothing. An install error leaves the engine in downloading (Step again
+// resumes) until MaxAttempts failures end in failed. Repeating a Step
+// after a crash gives the same result.
+func (e *Engine) Step(ctx context.Context) (State, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.rec.clone()
+	var err error
+	switch r.State {
+	case StateChecking:
+		// Checked again: the floor or never-retry set may have changed
+		// since the offer (a crash between offer and step is harmless).
+		if aerr := e.admissible(r, *r.Target); aerr != nil {
+			r.State, r.Reason = StateFailed, aerr.Error()
+			err = e.persist(r)
+			break
+		}
+		if err = e.disarm(ctx, r.Slot); err != nil {
+			break
+		}
+		r.State = StateDownloading
+		err = e.persist(r)
+	case StateDownloading:
+		err = e.download(ctx, r)
+	case StateInstalling:
+		// TryNext is idempotent: after a crash it simply re-arms.
+		if err = e.boot.TryNext(ctx, r.Slot, e.tries); err != nil {
+			err = fmt.Errorf("arm slot %s: %w", r.Slot, err)
+			break
+		}
+		r.State = StateRebooting
+		err = e.persist(r)
+	case StateRolledBack:
+		err = e.ensureRejected(ctx, r)
+	}
+	if err != nil {
+		return e.rec.State, fmt.Errorf("update step %s: %w", r.State, err)
+	}
+	return e.rec.State, nil
+}
+
+func (e *Engine) download(ctx context.Context, r Record) error {
+	t := r.Target
+	dev, err := e.open(ctx, r.Slot)
+	if err != nil {
+		return e.installFailed(ctx, r, fmt.Errorf("open slot %s: %w", r.Slot, err))
+	}
+	it := install.Target{URL: t.URL, Length: t.Length, SHA256: t.SHA256}
+	from := install.Progress{SHA256: t.SHA256, Written: r.Written}
+	ierr := e.inst.Install(ctx, dev, it, from, func(p install.Progress) error {
+		if p.SHA256 != t.SHA256 {
+			return fmt.Errorf("progress for another image")
+		}
+		next := e.rec.clone()
+		next.Written = p.Written
+		return e.persist(next)
+	})
+	if cerr := dev.Close(); cerr != nil && ierr == nil {
+		ierr = fmt.Errorf("close slot %s: %w", r.Slot, cerr)
+	}
+	if ierr != nil {
+		return e.installFailed(ctx, e.rec.clone(), ierr)
+	}
+	r = e.rec.clone()
+	r.State, r.Written = StateInstalling, t.Length
+	return e.persist(r)
+}
+
+// installFailed counts a failed attempt (not a cancelled one: shutting
+// down is no fault of the image) and gives up after MaxAttempts.
+func (e *Engine) installFailed(ctx context.Context, r Record, cause error) error {
+	if ctx.Err() != nil {
+		return cause
+	}
+	r.Attempts++
+	r.Reason = cause.Error()
+	if r.Attempts >= e.maxAttempts {
+		r.State = StateFailed
+		e.log.Error("update failed", "version", r.Target.Version, "attempts", r.Attempts, "err", cause)
+	}
+	if err := e.persist(r); err != nil {
+		return errors.Join(cause, err)
+	}
+	return cause
+}
+
+// disarm makes sure the loader will not boot slot while it is being
+// overwritten: a trial left armed (by a state file that was reset as
+// corrupt, say) would otherwise boot a half-written image.
+func (e *Engine) disarm(ctx context.Context, slot bootctl.Slot) error {
+	st, err := e.boot.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("boot status: %w", err)
+	}
+	if st.Trying != slot {
+		return nil
+	}
+	e.log.Warn("cancelling a pending trial of the slot about to be written", "slot", slot)
+	if err := e.boot.Reject(ctx, slot); err != nil {
+		return fmt.Errorf("cancel trial of slot %s: %w", slot, err)
+	}
+	return nil
+}
+
+// ensureRejected finishes a rejection whose verdict was persisted but
+// whose Reject may not have reached the loader.
+func (e *Engine) ensureRejected(ctx context.Context, r Record) error {
+	st, err := e.boot.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("boot status: %w", err)
+	}
+	if st.Trying == r.Slot || (st.Booted == r.Slot && st.Default != r.Slot) {
+		if err := e.boot.Reject(ctx, r.Slot); err != nil {
+			return fmt.Errorf("reject slot %s: %w", r.Slot, err)
+		}
+	}
+	return nil
+}
+
+// AfterBoot reconciles the state file with the boot loader; call it once
+// at every start, before Step. A device that was rebooting (or verifying,
+// or crashed while arming) and runs the new slot goes to verifying; one
+// the loader fell back from goes to rolled-back with the version in the
+// never-retry set; one whose Bless happened just before a crash goes to
+// committed; a rejection cut short is finished. It returns the state.
+func (e *Engine) AfterBoot(ctx context.Context) (State, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.rec.clone()
+	switch r.State {
+	case StateInstalling, StateRebooting, StateVerifying:
+	case StateRolledBack:
+		if err := e.ensureRejected(ctx, r); err != nil {
+			return r.State, fmt.Errorf("after boot: %w", err)
+		}
+		return r.State, nil
+	default:
+		return r.State, nil
+	}
+	st, err := e.boot.Status(ctx)
+	if err != nil {
+		return r.State, fmt.Errorf("after boot: boot status: %w", err)
+	}
+	switch {
+	case st.Booted == r.Slot && st.Default == r.Slot:
+		// Blessed before the crash that kept committed from the file.
+		e.commit(&r)
+	case st.Booted == r.Slot:
+		if r.State == StateVerifying {
+			return r.State, nil
+		}
+		r.State = StateVerifying
+	case r.State == StateInstalling || st.Trying == r.Slot:
+		// Still on the old slot with the trial not begun: the process
+		// restarted without a reboot (or crashed while arming; Step
+		// re-arms). Nothing to decide yet.
+		return r.State, nil
+	default:
+		r.State = StateRolledBack
+		r.Reason = fmt.Sprintf("boot loader fell back to slot %s: version %s did not boot", st.Booted, r.Target.Version)
+		r.addNeverRetry(r.Target.Version)
+		e.log.Warn("update rolled back", "version", r.Target.Version, "booted", st.Booted)
+	}
+	if err := e.persist(r); err != nil {
+		return e.rec.State, fmt.Errorf("after boot: %w", err)
+	}
+	return r.State, nil
+}
+
+func (e *Engine) commit(r *Record) {
+	r.State, r.Reason = StateCommitted, ""
+	if r.Target.SecurityVersion > r.SecurityFloor {
+		r.SecurityFloor = r.Target.SecurityVersion
+	}
+	// The image running now was built at BuildTime: the real time is
+	// at least that.
+	if r.Target.BuildTime.After(r.LastTrusted) {
+		r.LastTrusted = r.Target.BuildTime
+	}
+}
+
+// Healthy is the health gate's pass: the new slot, which must be running,
+// is blessed and then committed, raising the security floor. Bless comes
+// first so that a crash in between is recognised by AfterBoot (the loader
+// already defaults to the new slot); persisting first could record a
+// commit the loader then undoes by falling back.
+func (e *Engine) Healthy(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.rec.clone()
+	if r.State == StateCommitted {
+		return nil
+	}
+	if r.State != StateVerifying {
+		return fmt.Errorf("healthy: state %s: %w", r.State, ErrWrongState)
+	}
+	if err := e.boot.Bless(ctx, r.Slot); err != nil {
+		return fmt.Errorf("healthy: bless slot %s: %w", r.Slot, err)
+	}
+	e.commit(&r)
+	if err := e.persist(r); err != nil {
+		return fmt.Errorf("healthy: %w", err)
+	}
+	e.log.Info("update committed", "version", r.Target.Version, "security_floor", r.SecurityFloor)
+	return nil
+}
+
+// Unhealthy is the health gate's failure: the verdict (rolled-back, the
+// version never to be retried, reason) is persisted first, then the slot
+// is rejected. The caller must then reboot to fall back to the old slot.
+// A crash between the two is finished by AfterBoot or Step.
+func (e *Engine) Unhealthy(ctx context.Context, reason string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.rec.clone()
+	if r.State != StateVerifying && r.State != StateRolledBack {
+		return fmt.Errorf("unhealthy: state %s: %w", r.State, ErrWrongState)
+	}
+	if r.State == StateVerifying {
+		r.State = StateRolledBack
+		r.Reason = "health gate: " + reason
+		r.addNeverRetry(r.Target.Version)
+		if err := e.persist(r); err != nil {
+			return fmt.Errorf("unhealthy: %w", err)
+		}
+		e.log.Warn("update rejected by health gate", "version", r.Target.Version, "reason", reason)
+	}
+	if err := e.ensureRejected(ctx, r); err != nil {
+		return fmt.Errorf("unhealthy: %w", err)
+	}
+	return nil
+}
