@@ -58,6 +58,9 @@ func faults(t *testing.T, engine string, cut time.Duration) {
 		t.Errorf("during the cut the room should say so and hold its events: %+v", st)
 	}
 	proxy.Restore()
+	// The room is in a backoff that grew during the cut (up to minutes):
+	// it comes back by itself, without being told the network is back.
+	waitFor(t, 5*time.Minute, "the room back after the cut", func() bool { return fleetStatus(t, room).LastError == "" })
 
 	// roomd is killed while it carries out a command: a join to a server
 	// that accepts connections and never answers takes the whole setup
