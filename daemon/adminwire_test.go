@@ -204,20 +204,5 @@ func freeAddr(t *testing.T) string {
 // startWithLogger is start with the daemon's log kept.
 func startWithLogger(t *testing.T, cfg *config.Config, log *slog.Logger) *running {
 	t.Helper()
-	rec := newRecorder()
-	sys, err := New(cfg, Deps{Logger: log, Notifier: rec, Version: "test", PINCost: 1 << 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{sys: sys, rec: rec, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- sys.Run(ctx) }()
-	select {
-	case <-rec.ready:
-	case err := <-r.done:
-		t.Fatalf("Run ended before READY: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("no READY=1 within 5s")
-	}
-	return r
+	return startWith(t, cfg, Deps{Logger: log, Version: "test", PINCost: 1 << 4})
 }

@@ -512,7 +512,7 @@ func (a *Agent) wait(ctx context.Context, d time.Duration) bool {
 		if left <= 0 {
 			return true
 		}
-		settling := a.settlingUntil()
+		settling := a.isSettling()
 		step := left
 		if settling {
 			step = min(step, a.opts.HealthPoll)

@@ -101,8 +101,8 @@ func (a *Agent) watchSettling(ctx context.Context) bool {
 	return true
 }
 
-// settlingUntil says whether a profile is settling.
-func (a *Agent) settlingUntil() bool {
+// isSettling says whether a profile is settling.
+func (a *Agent) isSettling() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.prof.Settling != ""
