@@ -101,6 +101,7 @@ bench: build
 	$(GO) test -run '^$$' -bench Join -benchtime 1x -timeout 10m ./test/interop/
 	$(GO) test -run '^$$' -bench Kiosk -benchtime 1x -timeout 20m ./test/kioskbench/
 	$(GO) test -run '^$$' -bench Fleet -benchtime 1x -timeout 20m ./test/fleetbench/
+	$(GO) test -run '^$$' -bench OTA -benchtime 1x -timeout 30m ./test/otabench/
 
 clean:
 	rm -rf bin $(RUN_DIR) $(ARTIFACTS)

@@ -3,8 +3,8 @@
 // context and stops them all when it ends. Decisions belong to the
 // subsystems' own packages: this one only connects them.
 //
-// Subsystems to come take their slots here as they land: the calendar
-// (issue 5), provisioning (provisioning/, issue 6) and OTA (ota/, issue 7).
+// Over-the-air updates run in daemon/updater; update.go connects it to
+// meetings, readiness, reboots and the fleet agent's offers.
 package daemon
 
 import (
@@ -42,6 +42,7 @@ import (
 	"github.com/atriumroom/atrium/daemon/sdnotify"
 	"github.com/atriumroom/atrium/daemon/selftest"
 	"github.com/atriumroom/atrium/daemon/settings"
+	"github.com/atriumroom/atrium/daemon/updater"
 	"github.com/atriumroom/atrium/daemon/videofeed"
 	"github.com/atriumroom/atrium/hal"
 	"github.com/atriumroom/atrium/hal/alsa"
@@ -129,6 +130,10 @@ type System struct {
 	closeOS   func() error
 	inhibit   chan bool // meeting on or off, for login1's inhibitor (runFleet)
 	fleetErr  error     // why a configured fleet could not be set up
+	// updates runs over-the-air updates ([update]); nil when they are
+	// off, and updateOff says why.
+	updates   *updater.Updater
+	updateOff string
 
 	bootID    string
 	startedAt time.Time
@@ -259,6 +264,7 @@ func New(cfg *config.Config, deps Deps) (*System, error) {
 		deps.Logger.Error("fleet management unavailable", "err", err)
 		s.fleetErr = err
 	}
+	s.newUpdate()
 	s.API = api.New(deps.Logger.With("subsystem", "api"), s,
 		api.Mounts{UI: deps.UI, Video: s.Video.Handler(), Preview: s.Preview.Handler()}, token)
 	return s, nil
@@ -301,6 +307,15 @@ func (s *System) Run(ctx context.Context) error {
 	})
 	g.Go(func() error { s.reportCalls(gctx); return nil })
 	g.Go(func() error { return s.runFleet(gctx) })
+	if s.updates != nil {
+		g.Go(func() error {
+			// A broken updater must not take the room down with it.
+			if err := s.updates.Run(gctx); err != nil {
+				log.Error("updates stopped", "err", err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error { s.followNetwork(gctx); return nil })
 	// Subscribed here, before READY, so no change after READY goes unseen.
 	changes := s.HAL.Subscribe(gctx)
@@ -422,7 +437,11 @@ func (s *System) meetingChanged(m apiv1.Meeting) {
 	if err := s.Events.Publish(apiv1.EventMeetingState, m); err != nil {
 		s.Deps.Logger.Error("publish meeting state", "err", err)
 	}
-	s.wantInhibit(m.State != apiv1.MeetingIdle && m.State != apiv1.MeetingLeft && m.State != apiv1.MeetingFailed)
+	inMeeting := m.State != apiv1.MeetingIdle && m.State != apiv1.MeetingLeft && m.State != apiv1.MeetingFailed
+	s.wantInhibit(inMeeting)
+	if s.updates != nil {
+		s.updates.MeetingChanged(inMeeting)
+	}
 	switch m.State {
 	case apiv1.MeetingConnected, apiv1.MeetingLeft, apiv1.MeetingFailed:
 		// The fleet's history gets the meeting's milestones, without its

@@ -18,6 +18,7 @@ import (
 	"github.com/atriumroom/atrium/daemon/api"
 	"github.com/atriumroom/atrium/daemon/apiv1"
 	"github.com/atriumroom/atrium/daemon/config"
+	"github.com/atriumroom/atrium/daemon/updater"
 	"github.com/atriumroom/atrium/provisioning/agent"
 	"github.com/atriumroom/atrium/provisioning/fleetapi"
 	"github.com/atriumroom/atrium/provisioning/identity"
@@ -114,7 +115,7 @@ func (s *System) newFleet(ctx context.Context) error {
 		Server:   fc.Server, ServerCA: serverCA, ServerCAPin: fc.CASHA256,
 		Signer: id, CSR: func() ([]byte, error) { return id.CSR(facts) },
 		Facts:  fleetapi.Facts{Model: facts.Model, Vendor: facts.Vendor, Serial: facts.Serial, MACs: facts.MACs, MachineID: facts.MachineID},
-		Device: fleetDevice{s}, Power: fleetPower{s}, Wiper: fleetWiper{s},
+		Device: fleetDevice{s}, Power: fleetPower{s}, Wiper: fleetWiper{s}, Updates: fleetUpdates{s},
 		Version: s.Deps.Version, Logger: log,
 		SettlePeriod: s.Deps.FleetSettle,
 	})
@@ -323,7 +324,8 @@ type fleetDevice struct{ s *System }
 
 func (d fleetDevice) Report(context.Context) agent.Report {
 	inv, health, meeting, quality := d.s.fleetReport()
-	return agent.Report{Inventory: inv, Health: health, Meeting: meeting, CallQuality: quality}
+	return agent.Report{Inventory: inv, Health: health, Meeting: meeting, CallQuality: quality,
+		Update: updater.FleetStatus(d.s.UpdateStatus())}
 }
 
 func (d fleetDevice) ApplyProfile(ctx context.Context, p fleetapi.Profile) error {

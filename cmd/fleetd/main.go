@@ -4,6 +4,7 @@
 //	fleetd serve -data DIR [-postgres DSN] [-device-listen ADDR] [-console-listen ADDR] [-server-name NAME,…]
 //	fleetd useradd -data DIR [-postgres DSN] -username NAME [-role admin|viewer]   (password on stdin)
 //	fleetd ca-fingerprint -data DIR    (the SHA-256 rooms pin in [fleet] ca_sha256)
+//	fleetd release init|add|timestamp|list|root|rotate ...   (the update release repository; fleetd release -h)
 package main
 
 import (
@@ -32,9 +33,11 @@ import (
 const usage = `usage:
   fleetd serve -data DIR [-postgres DSN] [-device-listen ADDR] [-console-listen ADDR]
                [-server-name NAME,...] [-console-cert FILE -console-key FILE] [-checkin 60s]
+               [-updates DIR [-timestamp-keys DIR]]
   fleetd useradd -data DIR [-postgres DSN] -username NAME [-role admin|viewer]
                (reads the password from standard input)
   fleetd ca-fingerprint -data DIR
+  fleetd release init|add|timestamp|list|root|rotate ...   (fleetd release -h)
 `
 
 func main() {
@@ -43,7 +46,11 @@ func main() {
 	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "fleetd:", err)
 		if errors.Is(err, errUsage) {
-			fmt.Fprint(os.Stderr, usage)
+			if len(os.Args) > 1 && os.Args[1] == "release" {
+				fmt.Fprint(os.Stderr, releaseUsage)
+			} else {
+				fmt.Fprint(os.Stderr, usage)
+			}
 			os.Exit(2)
 		}
 		os.Exit(1)
@@ -57,6 +64,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return fmt.Errorf("%w: no command", errUsage)
 	}
 	cmd, args := args[0], args[1:]
+	if cmd == "release" {
+		return runRelease(ctx, args, stdout, stderr, time.Now)
+	}
 	fs := flag.NewFlagSet("fleetd "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "", "data directory (SQLite database, CA)")
@@ -70,23 +80,36 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		consoleKey := fs.String("console-key", "", "PEM key for the console")
 		checkin := fs.Duration("checkin", time.Minute, "check-in interval asked of devices")
 		level := fs.String("log-level", "info", "debug, info, warn or error")
+		updates := fs.String("updates", "", "release repository (fleetd release) served to devices at "+updatesPath)
+		tsKeys := fs.String("timestamp-keys", "", "directory holding the release repository's timestamp.key: keep timestamp.json fresh")
+		tsCheck := fs.Duration("timestamp-check", 10*time.Minute, "how often to check whether timestamp.json needs re-signing")
 		if err := parse(fs, args); err != nil {
 			return err
+		}
+		if *tsKeys != "" && *updates == "" {
+			return fmt.Errorf("%w: -timestamp-keys needs -updates", errUsage)
+		}
+		if *tsCheck <= 0 {
+			return fmt.Errorf("%w: -timestamp-check %v is not positive", errUsage, *tsCheck)
 		}
 		var lv slog.Level
 		if err := lv.UnmarshalText([]byte(*level)); err != nil {
 			return fmt.Errorf("%w: -log-level %q", errUsage, *level)
 		}
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
-		srv, err := server.Open(ctx, server.Options{
-			DataDir: *data, PostgresDSN: dsn(*postgres), DeviceListen: *deviceListen, ConsoleListen: *consoleListen,
-			ServerNames: splitList(*names), ConsoleCert: *consoleCert, ConsoleKey: *consoleKey,
-			CheckInInterval: *checkin, Logger: log,
-		})
+		fresh, err := timestampKeeper(*updates, *tsKeys, *tsCheck, log)
 		if err != nil {
 			return err
 		}
-		return srv.Run(ctx)
+		srv, err := server.Open(ctx, serverOptions(server.Options{
+			DataDir: *data, PostgresDSN: dsn(*postgres), DeviceListen: *deviceListen, ConsoleListen: *consoleListen,
+			ServerNames: splitList(*names), ConsoleCert: *consoleCert, ConsoleKey: *consoleKey,
+			CheckInInterval: *checkin, Logger: log,
+		}, *updates))
+		if err != nil {
+			return err
+		}
+		return serveWith(ctx, srv.Run, fresh)
 	case "useradd":
 		username := fs.String("username", "", "account name")
 		role := fs.String("role", string(store.RoleAdmin), "admin or viewer")

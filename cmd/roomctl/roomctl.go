@@ -60,6 +60,10 @@ Commands:
               whether a fleet server manages the room and how its
               check-ins go; enroll with an activation code from the
               fleet console (-room for a code that covers a whole site)
+  update [status]
+              software updates: the running version and slot, an update
+              under way or waiting (maintenance window, meeting), why the
+              last one failed, the versions never retried
 
 Exit codes: 0 success, 1 roomd refused or failed the request,
 2 usage error, 3 roomd not reachable.
@@ -158,6 +162,8 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		err = a.admin(ctx, cmdArgs)
 	case "fleet":
 		err = a.fleet(ctx, cmdArgs)
+	case "update":
+		err = a.update(ctx, cmdArgs)
 	default:
 		fmt.Fprintf(stderr, "roomctl: unknown command %q\n", cmd)
 		fs.Usage()

@@ -62,6 +62,7 @@ type Backend interface {
 	DeviceSettings
 	Admin
 	Fleet
+	Update
 }
 
 // DeviceSettings changes device controls and camera presets; the daemon
@@ -160,6 +161,8 @@ var routes = []route{
 	{http.MethodPost, "/display/wake", (*Server).postDisplayWake},
 	{http.MethodGet, "/fleet", (*Server).getFleet},
 	{http.MethodPost, "/fleet/enroll", (*Server).postFleetEnroll},
+	{http.MethodGet, "/update", (*Server).getUpdate},
+	{http.MethodPost, "/kiosk/ready", (*Server).postKioskReady},
 	{http.MethodGet, "/events", (*Server).getEvents},
 	{http.MethodGet, "/openapi.json", (*Server).getOpenAPI},
 	{http.MethodGet, "/media/video", (*Server).getVideo},

@@ -57,6 +57,7 @@ type testBackend struct {
 	agenda   *agenda.Agenda
 	mu       sync.Mutex
 	lastNet  *apiv1.NetworkTest
+	kiosk    int // POST /kiosk/ready calls
 }
 
 func (b *testBackend) Lookup(id string) (hal.Device, bool) { d, ok := b.devs[id]; return d, ok }

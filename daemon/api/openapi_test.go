@@ -98,6 +98,7 @@ func TestOpenAPIMatchesTypes(t *testing.T) {
 		"AudioTestResult": reflect.TypeFor[apiv1.AudioTestResult](),
 		"MediaChange":     reflect.TypeFor[apiv1.MediaChange](), "MediaState": reflect.TypeFor[apiv1.MediaState](),
 		"FleetStatus": reflect.TypeFor[apiv1.FleetStatus](), "FleetEnrollRequest": reflect.TypeFor[apiv1.FleetEnrollRequest](),
+		"UpdateStatus": reflect.TypeFor[apiv1.UpdateStatus](),
 	}
 	for name, typ := range types {
 		schema, ok := doc.Comps.Schemas[name]
@@ -145,13 +146,22 @@ func TestOpenAPIMatchesTypes(t *testing.T) {
 		"MeetingState": {string(apiv1.MeetingIdle), string(apiv1.MeetingJoining), string(apiv1.MeetingConnected), string(apiv1.MeetingReconnecting), string(apiv1.MeetingLeft), string(apiv1.MeetingFailed)},
 		"DeviceKind":   {string(apiv1.KindCamera), string(apiv1.KindMicrophone), string(apiv1.KindSpeaker), string(apiv1.KindVideoEncoder), string(apiv1.KindVideoDecoder), string(apiv1.KindAudioEncoder), string(apiv1.KindAudioDecoder)},
 	}
+	enums["UpdateStatus.state"] = []string{apiv1.UpdateIdle, apiv1.UpdateChecking, apiv1.UpdateDownloading, apiv1.UpdateInstalling,
+		apiv1.UpdateRebooting, apiv1.UpdateVerifying, apiv1.UpdateCommitted, apiv1.UpdateRolledBack, apiv1.UpdateFailed}
+	enums["UpdateStatus.deferred"] = []string{apiv1.DeferredWindow, apiv1.DeferredMeeting}
 	for name, want := range enums {
+		if schema, prop, ok := strings.Cut(name, "."); ok {
+			if got := doc.Comps.Schemas[schema].Properties[prop].Enum; !reflect.DeepEqual(got, want) {
+				t.Errorf("enum %s: documented %v, code %v", name, got, want)
+			}
+			continue
+		}
 		if got := doc.Comps.Schemas[name].Enum; !reflect.DeepEqual(got, want) {
 			t.Errorf("enum %s: documented %v, code %v", name, got, want)
 		}
 	}
 	evTypes := doc.Comps.Schemas["Event"].Properties["type"].Enum
-	wantEv := []string{string(apiv1.EventStatus), string(apiv1.EventMeetingState), string(apiv1.EventDeviceAdded), string(apiv1.EventDeviceRemoved), string(apiv1.EventDeviceChanged), string(apiv1.EventCallStats), string(apiv1.EventCalendarChanged), string(apiv1.EventDisplayChanged), string(apiv1.EventSettingsChanged), string(apiv1.EventFleetChanged)}
+	wantEv := []string{string(apiv1.EventStatus), string(apiv1.EventMeetingState), string(apiv1.EventDeviceAdded), string(apiv1.EventDeviceRemoved), string(apiv1.EventDeviceChanged), string(apiv1.EventCallStats), string(apiv1.EventCalendarChanged), string(apiv1.EventDisplayChanged), string(apiv1.EventSettingsChanged), string(apiv1.EventFleetChanged), string(apiv1.EventUpdateChanged)}
 	if !reflect.DeepEqual(evTypes, wantEv) {
 		t.Errorf("event types: documented %v, code %v", evTypes, wantEv)
 	}

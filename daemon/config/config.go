@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 	"unicode"
@@ -35,6 +36,46 @@ type Config struct {
 	Meeting  Meeting  `toml:"meeting"`
 	Calendar Calendar `toml:"calendar"`
 	Fleet    Fleet    `toml:"fleet"`
+	Update   Update   `toml:"update"`
+}
+
+// Update configures over-the-air updates (package ota). Updates are on
+// only when roomd.toml has an [update] section (Enabled) and the trusted
+// root file exists; roomd reports which is missing otherwise.
+type Update struct {
+	// Enabled is set by Parse when the file has an [update] section.
+	Enabled bool `toml:"-"`
+	// TrustedRoot is the release repository's root.json shipped in the
+	// image: the first trust anchor of TUF.
+	TrustedRoot string `toml:"trusted_root"`
+	// Hardware is this device's hardware ID, which an image's metadata
+	// must list; default "atrium-" + the Go architecture (atrium-amd64,
+	// atrium-arm64).
+	Hardware string `toml:"hardware"`
+	// Boot is the boot loader: systemd-boot, grub, or file (a JSON file
+	// that plays the firmware's part, for development and tests).
+	Boot string `toml:"boot"`
+	// BootFile is the file loader's state; empty is <state_dir>/boot.json.
+	BootFile string `toml:"boot_file"`
+	// ESP is where the EFI system partition is mounted (systemd-boot);
+	// GRUBEnv is GRUB's environment block (grub).
+	ESP     string `toml:"esp"`
+	GRUBEnv string `toml:"grubenv"`
+	// SlotA and SlotB are the two root-filesystem block devices (plain
+	// files with boot = "file").
+	SlotA string `toml:"slot_a"`
+	SlotB string `toml:"slot_b"`
+	// Tries is how many boots a new image gets before the loader falls
+	// back.
+	Tries int `toml:"tries"`
+	// HealthDeadline is how long after start a new image has to prove
+	// itself healthy (roomd ready, the kiosk up, a fleet check-in).
+	HealthDeadline Duration `toml:"health_deadline"`
+	// RequireKiosk makes the kiosk's "home screen rendered" part of the
+	// health gate.
+	RequireKiosk bool `toml:"require_kiosk"`
+	// OSRelease is read for IMAGE_VERSION, the version the image shipped.
+	OSRelease string `toml:"os_release"`
 }
 
 // Fleet configures management by a fleet server (fleetd).
@@ -195,6 +236,17 @@ func Default() *Config {
 		},
 		Calendar: Calendar{Refresh: Duration{5 * time.Minute}},
 		Fleet:    Fleet{Identity: "auto", TPM: "/dev/tpmrm0"},
+		Update: Update{
+			TrustedRoot: "/usr/share/atrium/update-root.json",
+			Hardware:    "atrium-" + runtime.GOARCH,
+			Boot:        "systemd-boot",
+			ESP:         "/boot/efi",
+			GRUBEnv:     "/boot/efi/EFI/atrium/grubenv",
+			SlotA:       "/dev/disk/by-partlabel/root-a",
+			SlotB:       "/dev/disk/by-partlabel/root-b",
+			Tries:       3, HealthDeadline: Duration{5 * time.Minute}, RequireKiosk: true,
+			OSRelease: "/etc/os-release",
+		},
 	}
 }
 
@@ -241,6 +293,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if !md.IsDefined("api", "listen") {
 		cfg.API.Listen = Default().API.Listen
 	}
+	cfg.Update.Enabled = md.IsDefined("update")
 	loc := newLocator(data)
 	var errs []error
 	for _, k := range md.Undecoded() {
@@ -338,6 +391,9 @@ func (c *Config) validate() []fieldError {
 		}
 	}
 	errs = append(errs, c.Fleet.validate()...)
+	if c.Update.Enabled {
+		errs = append(errs, c.Update.validate()...)
+	}
 	cal := c.Calendar
 	if cal.URL != "" && cal.File != "" {
 		bad("calendar.file", "set either calendar.url or calendar.file, not both")
@@ -527,6 +583,48 @@ func (f Fleet) validate() []fieldError {
 	}
 	if f.TPM == "" || !filepath.IsAbs(f.TPM) {
 		bad("fleet.tpm", "must be an absolute path, got %q", f.TPM)
+	}
+	return errs
+}
+
+func (u Update) validate() []fieldError {
+	var errs []fieldError
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fieldError{key, fmt.Sprintf(format, args...)})
+	}
+	path := func(key, p string, required bool) {
+		switch {
+		case p == "" && required:
+			bad(key, "must be set")
+		case p != "" && !filepath.IsAbs(p) && !strings.HasPrefix(p, "."):
+			bad(key, "must be an absolute path (or start with . for development), got %q", p)
+		}
+	}
+	path("update.trusted_root", u.TrustedRoot, true)
+	path("update.os_release", u.OSRelease, true)
+	path("update.slot_a", u.SlotA, true)
+	path("update.slot_b", u.SlotB, true)
+	if u.SlotA != "" && filepath.Clean(u.SlotA) == filepath.Clean(u.SlotB) {
+		bad("update.slot_b", "is the same as slot_a (%q): the two slots must be different devices", u.SlotB)
+	}
+	if u.Hardware == "" || len(u.Hardware) > 64 || strings.ContainsFunc(u.Hardware, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) {
+		bad("update.hardware", "must be a hardware ID of 1 to 64 printable characters without spaces, got %q", u.Hardware)
+	}
+	switch u.Boot {
+	case "systemd-boot":
+		path("update.esp", u.ESP, true)
+	case "grub":
+		path("update.grubenv", u.GRUBEnv, true)
+	case "file":
+		path("update.boot_file", u.BootFile, false)
+	default:
+		bad("update.boot", "must be systemd-boot, grub or file, got %q", u.Boot)
+	}
+	if u.Tries < 1 || u.Tries > 9 {
+		bad("update.tries", "must be from 1 to 9, got %d", u.Tries)
+	}
+	if d := u.HealthDeadline.Duration; d < time.Second || d > time.Hour {
+		bad("update.health_deadline", "must be from 1s to 1h, got %s", u.HealthDeadline)
 	}
 	return errs
 }

@@ -148,6 +148,7 @@ identity = "file"
 		Fleet: Fleet{Server: "https://fleet.example.com:8443",
 			CASHA256:       "AB:cd:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd",
 			ActivationCode: "K7QX-2MNP", Identity: "file", TPM: "/dev/tpmrm0"},
+		Update: Default().Update, // no [update] section: defaults, off
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg, want)
@@ -558,6 +559,51 @@ func TestFleetValidation(t *testing.T) {
 	h, err := NormaliseFingerprint("SHA256:" + strings.Repeat("AB:", 31) + "AB")
 	if err != nil || h != strings.Repeat("ab", 32) {
 		t.Fatalf("NormaliseFingerprint: %q %v", h, err)
+	}
+}
+
+func TestUpdateSection(t *testing.T) {
+	cfg, err := Parse("f.toml", nil)
+	if err != nil || cfg.Update.Enabled {
+		t.Fatalf("no [update]: enabled %v, %v", cfg.Update.Enabled, err)
+	}
+	in := "[update]\nboot = \"file\"\nslot_a = \"./a.img\"\nslot_b = \"./b.img\"\ntrusted_root = \"./root.json\"\nhealth_deadline = \"30s\"\nrequire_kiosk = false\nhardware = \"qemu-x86-64\"\n"
+	cfg, err = Parse("f.toml", []byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Default().Update
+	want.Enabled, want.Boot, want.SlotA, want.SlotB, want.TrustedRoot = true, "file", "./a.img", "./b.img", "./root.json"
+	want.HealthDeadline, want.RequireKiosk, want.Hardware = Duration{30 * time.Second}, false, "qemu-x86-64"
+	if cfg.Update != want {
+		t.Fatalf("got  %+v\nwant %+v", cfg.Update, want)
+	}
+	// An empty section turns updates on with the defaults.
+	if cfg, err = Parse("f.toml", []byte("[update]\n")); err != nil || !cfg.Update.Enabled || cfg.Update.Tries != 3 {
+		t.Fatalf("empty [update]: %+v, %v", cfg.Update, err)
+	}
+	cases := []struct {
+		in, key, want string
+	}{
+		{"[update]\nboot = \"uboot\"\n", "update.boot", "systemd-boot, grub or file"},
+		{"[update]\ntries = 0\n", "update.tries", "from 1 to 9"},
+		{"[update]\ntries = 10\n", "update.tries", "from 1 to 9"},
+		{"[update]\nhealth_deadline = \"500ms\"\n", "update.health_deadline", "from 1s to 1h"},
+		{"[update]\nhealth_deadline = \"2h\"\n", "update.health_deadline", "from 1s to 1h"},
+		{"[update]\ntrusted_root = \"\"\n", "update.trusted_root", "must be set"},
+		{"[update]\ntrusted_root = \"root.json\"\n", "update.trusted_root", "absolute"},
+		{"[update]\nslot_b = \"/dev/disk/by-partlabel/root-a\"\n", "update.slot_b", "same as slot_a"},
+		{"[update]\nhardware = \"two words\"\n", "update.hardware", "without spaces"},
+		{"[update]\nboot = \"grub\"\ngrubenv = \"\"\n", "update.grubenv", "must be set"},
+		{"[update]\nboot = \"file\"\nboot_file = \"boot.json\"\n", "update.boot_file", "absolute"},
+		{"[update]\nslots = 2\n", "update.slots", "unknown key"},
+	}
+	for _, c := range cases {
+		_, err := Parse("f.toml", []byte(c.in))
+		var ce *Error
+		if !errors.As(err, &ce) || ce.Key != c.key || !strings.Contains(ce.Msg, c.want) || ce.Line < 1 {
+			t.Errorf("%q: %v; want key %s with %q and a line", c.in, err, c.key, c.want)
+		}
 	}
 }
 

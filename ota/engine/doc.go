@@ -18,6 +18,7 @@
 //	verifying ─Unhealthy→ rolled-back (caller reboots to fall back)
 //	downloading ─Step (too many failures)→ failed
 //	checking ─Step (floor or never-retry changed since the offer)→ failed
+//	checking/downloading/installing ─Cancel (offer withdrawn)→ idle
 //
 // "downloading" covers download, write and read-back verification in one
 // streaming step (package install never stages the image); "installing" is
@@ -26,5 +27,10 @@
 // A version that failed to boot or failed the health gate joins the
 // never-retry set; committing raises the security-version floor to the
 // new image's security version. Both survive a corrupt state file when the
-// corrupt file still yields them.
+// corrupt file still yields them. The record also keeps the version each
+// slot holds once an update to it committed (SlotVersions), so the device
+// can say what it runs.
+//
+// [Engine.Record] and [Engine.State] read a copy of the persisted record
+// and never wait for a Step, which holds the engine for a whole download.
 package engine

@@ -83,6 +83,12 @@ type Engine struct {
 
 	mu  sync.Mutex
 	rec Record // what the state file says
+
+	// snap is a copy of rec for Record, State and TrustedNow, under its
+	// own lock: a Step holds mu for a whole download, and a caller
+	// asking for progress must not wait for it.
+	snapMu sync.Mutex
+	snap   Record
 }
 
 // New loads the state file at opts.StatePath (a missing file is idle).
@@ -130,7 +136,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	rec, err := e.load()
 	if err == nil {
-		e.rec = rec
+		e.adopt(rec)
 		return e, nil
 	}
 	if !errors.Is(err, ErrCorruptState) {
@@ -138,7 +144,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e.log.Error("update state corrupt; starting idle", "path", e.path, "err", err)
 	data, _ := os.ReadFile(e.path)
-	e.rec = salvage(data)
+	e.adopt(salvage(data))
 	if werr := e.write(e.path+".corrupt", data, 0o600); werr != nil {
 		e.log.Warn("keep corrupt update state", "err", werr)
 	}
@@ -190,30 +196,40 @@ func (e *Engine) persist(r Record) error {
 	if err := e.write(e.path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("persist update state %s: %w", r.State, err)
 	}
-	e.rec = r
+	e.adopt(r)
 	return nil
 }
 
-// Record returns a copy of the persisted state.
-func (e *Engine) Record() Record {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.rec.clone()
+// adopt makes r the engine's record and its snapshot.
+func (e *Engine) adopt(r Record) {
+	e.rec = r
+	e.snapMu.Lock()
+	e.snap = r.clone()
+	e.snapMu.Unlock()
 }
 
-// State returns the persisted state.
+// Record returns a copy of the persisted state. It never waits for a
+// Step in progress (a download holds the engine for minutes): it sees the
+// last persisted progress.
+func (e *Engine) Record() Record {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	return e.snap.clone()
+}
+
+// State returns the persisted state, without waiting for a Step.
 func (e *Engine) State() State {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.rec.State
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	return e.snap.State
 }
 
 // TrustedNow is the clock corrected by the last trusted time: never
 // earlier than a time the device has already seen.
 func (e *Engine) TrustedNow() time.Time {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.trustedNow(e.rec)
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	return e.trustedNow(e.snap)
 }
 
 // Offer starts an update to t, the fleet's choice, already checked by TUF
@@ -253,6 +269,9 @@ func (e *Engine) Offer(ctx context.Context, t Target) error {
 	}
 	r.State, r.Target, r.Slot = StateChecking, &t, st.Booted.Other()
 	r.Written, r.Attempts, r.Reason = 0, 0, ""
+	// The slot is about to be overwritten: whatever version it held is
+	// gone from the first byte written.
+	delete(r.SlotVersions, r.Slot)
 	if err := e.persist(r); err != nil {
 		return fmt.Errorf("offer %s %s: %w", t.Name, t.Version, err)
 	}
@@ -444,6 +463,10 @@ func (e *Engine) AfterBoot(ctx context.Context) (State, error) {
 
 func (e *Engine) commit(r *Record) {
 	r.State, r.Reason = StateCommitted, ""
+	if r.SlotVersions == nil {
+		r.SlotVersions = map[bootctl.Slot]string{}
+	}
+	r.SlotVersions[r.Slot] = r.Target.Version
 	if r.Target.SecurityVersion > r.SecurityFloor {
 		r.SecurityFloor = r.Target.SecurityVersion
 	}
@@ -503,5 +526,46 @@ func (e *Engine) Unhealthy(ctx context.Context, reason string) error {
 	if err := e.ensureRejected(ctx, r); err != nil {
 		return fmt.Errorf("unhealthy: %w", err)
 	}
+	return nil
+}
+
+// Cancel abandons an update that has not been armed yet (checking,
+// downloading or installing), because the fleet withdrew its offer: the
+// engine goes back to idle with reason recorded, and a slot already armed
+// by an interrupted installing step is disarmed. The slot, untouched or
+// partly written, simply stays the inactive one; nothing is added to the
+// never-retry set, since the image did nothing wrong. Once the loader has
+// been told to try the new slot (rebooting, verifying) the update can no
+// longer be cancelled: Cancel returns ErrNotCancellable. With nothing
+// under way it does nothing.
+//
+// A Step in progress holds the engine, so a caller cancels the Step's
+// context first.
+func (e *Engine) Cancel(ctx context.Context, reason string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.rec.clone()
+	switch r.State {
+	case StateChecking, StateDownloading, StateInstalling:
+	case StateRebooting, StateVerifying:
+		return fmt.Errorf("cancel %s %s: state %s: %w", r.Target.Name, r.Target.Version, r.State, ErrNotCancellable)
+	default:
+		return nil
+	}
+	// An installing step may have armed the loader before a crash kept
+	// rebooting from the file.
+	if r.State == StateInstalling {
+		if err := e.disarm(ctx, r.Slot); err != nil {
+			return fmt.Errorf("cancel %s %s: %w", r.Target.Name, r.Target.Version, err)
+		}
+	}
+	name, version := r.Target.Name, r.Target.Version
+	r.State, r.Target, r.Slot = StateIdle, nil, ""
+	r.Written, r.Attempts = 0, 0
+	r.Reason = "cancelled: " + reason
+	if err := e.persist(r); err != nil {
+		return fmt.Errorf("cancel %s %s: %w", name, version, err)
+	}
+	e.log.Info("update cancelled", "name", name, "version", version, "reason", reason)
 	return nil
 }

@@ -28,3 +28,8 @@ var ErrInvalidTarget = errors.New("invalid target")
 // ErrCorruptState means the state file could not be understood. [New]
 // returns it together with a working engine reset to idle (see [New]).
 var ErrCorruptState = errors.New("update state file corrupt")
+
+// ErrNotCancellable means Cancel came after the boot loader was armed
+// (rebooting, verifying): the health gate or the loader decides from
+// there.
+var ErrNotCancellable = errors.New("update armed; it can no longer be cancelled")

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -125,6 +126,11 @@ type Record struct {
 	LastTrusted time.Time `json:"last_trusted"`
 	// Updated is the (trusted) time of the last transition.
 	Updated time.Time `json:"updated"`
+	// SlotVersions is the version each slot holds as far as the engine
+	// knows: set when an update commits, removed when a slot starts to be
+	// overwritten. A slot absent here holds what the device image shipped
+	// (the running system's os-release says which version that is).
+	SlotVersions map[bootctl.Slot]string `json:"slot_versions,omitempty"`
 }
 
 func (r Record) check() error {
@@ -145,6 +151,11 @@ func (r Record) check() error {
 	if r.Target != nil && (r.Written < 0 || r.Written > r.Target.Length) {
 		return fmt.Errorf("written %d outside 0..%d", r.Written, r.Target.Length)
 	}
+	for slot, v := range r.SlotVersions {
+		if _, err := bootctl.ParseSlot(string(slot)); err != nil || v == "" {
+			return fmt.Errorf("slot_versions: slot %q version %q", slot, v)
+		}
+	}
 	if r.Attempts < 0 || r.SecurityFloor < 0 {
 		return fmt.Errorf("attempts %d, security floor %d: negative", r.Attempts, r.SecurityFloor)
 	}
@@ -161,6 +172,7 @@ func (r *Record) addNeverRetry(version string) {
 
 func (r Record) clone() Record {
 	r.NeverRetry = slices.Clone(r.NeverRetry)
+	r.SlotVersions = maps.Clone(r.SlotVersions)
 	if r.Target != nil {
 		t := *r.Target
 		r.Target = &t

@@ -261,6 +261,9 @@ func (c *Client) Target(name string) (Target, error) {
 	if tf.Custom == nil {
 		return Target{}, fmt.Errorf("target %s: %w: no custom metadata", name, ErrBadImageMeta)
 	}
+	if isDelta(*tf.Custom) {
+		return Target{}, fmt.Errorf("target %s: %w: it is a delta, not an image (Client.Delta)", name, ErrBadImageMeta)
+	}
 	meta, err := decodeImageMeta(*tf.Custom)
 	if err != nil {
 		return Target{}, fmt.Errorf("target %s: %w", name, err)

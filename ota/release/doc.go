@@ -12,7 +12,14 @@
 //
 // Every role has its own ed25519 key (Keys); root, targets and snapshot keys
 // belong offline, only the timestamp key is needed for the routine
-// RefreshTimestamp that keeps devices from seeing the repository as frozen.
+// RefreshTimestamp that keeps devices from seeing the repository as frozen
+// (KeepTimestampFresh is that routine as a loop for the fleet server).
+//
+// Besides images, a repository lists deltas (package ota/delta) as targets
+// of their own, named by DeltaName, whose signed DeltaMeta names the image
+// they produce and the exact base they apply to (AddDelta, PublishDelta);
+// Targets lists images only, Client.Delta finds the delta for the base a
+// device runs.
 //
 // The device side (Client) runs TUF's client workflow against such a
 // repository, with the root shipped in the image as the first trust anchor,

@@ -40,6 +40,9 @@ var (
 	// ErrTargetExists: a different image was already published under the
 	// name; releases are immutable.
 	ErrTargetExists = errors.New("target name already published")
+	// ErrNoDelta: no delta from the device's base to the image is
+	// published (download the full image instead).
+	ErrNoDelta = errors.New("no delta published for this base")
 	// ErrBadName: a target name outside the allowed alphabet.
 	ErrBadName = errors.New("invalid target name")
 )

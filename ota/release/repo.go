@@ -139,19 +139,8 @@ func Open(dir string, keys *Keys, expiry Expiry) (*Repo, error) {
 		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
 	r := &Repo{dir: dir, keys: keys, expiry: expiry}
-	var err error
-	md := r.metaDir()
-	if r.root, err = metadata.Root().FromFile(filepath.Join(md, "root.json")); err != nil {
-		return nil, fmt.Errorf("open repository %s: root: %w", dir, err)
-	}
-	if r.targets, err = metadata.Targets().FromFile(filepath.Join(md, "targets.json")); err != nil {
-		return nil, fmt.Errorf("open repository %s: targets: %w", dir, err)
-	}
-	if r.snapshot, err = metadata.Snapshot().FromFile(filepath.Join(md, "snapshot.json")); err != nil {
-		return nil, fmt.Errorf("open repository %s: snapshot: %w", dir, err)
-	}
-	if r.timestamp, err = metadata.Timestamp().FromFile(filepath.Join(md, "timestamp.json")); err != nil {
-		return nil, fmt.Errorf("open repository %s: timestamp: %w", dir, err)
+	if err := r.load(); err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", dir, err)
 	}
 	// A key the root does not name would sign metadata every device
 	// refuses: catch it here rather than after publishing.
@@ -172,6 +161,30 @@ func Open(dir string, keys *Keys, expiry Expiry) (*Repo, error) {
 		}
 	}
 	return r, nil
+}
+
+// load reads the four top-level metadata files from the directory. It
+// changes r only when all four parse.
+func (r *Repo) load() error {
+	md := r.metaDir()
+	root, err := metadata.Root().FromFile(filepath.Join(md, "root.json"))
+	if err != nil {
+		return fmt.Errorf("root: %w", err)
+	}
+	targets, err := metadata.Targets().FromFile(filepath.Join(md, "targets.json"))
+	if err != nil {
+		return fmt.Errorf("targets: %w", err)
+	}
+	snapshot, err := metadata.Snapshot().FromFile(filepath.Join(md, "snapshot.json"))
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	timestamp, err := metadata.Timestamp().FromFile(filepath.Join(md, "timestamp.json"))
+	if err != nil {
+		return fmt.Errorf("timestamp: %w", err)
+	}
+	r.root, r.targets, r.snapshot, r.timestamp = root, targets, snapshot, timestamp
+	return nil
 }
 
 // AddImage publishes an image under name: it is hashed while copied into
@@ -196,15 +209,29 @@ func (r *Repo) AddImage(name string, image io.Reader, meta ImageMeta, now time.T
 	if err != nil {
 		return fmt.Errorf("add image %s: encode metadata: %w", name, err)
 	}
-	sum, n, err := r.storeImage(name, image)
-	if err != nil {
+	if err := r.addTarget(name, image, custom, now); err != nil {
 		return fmt.Errorf("add image %s: %w", name, err)
+	}
+	return nil
+}
+
+// addTarget stores content under name with custom metadata and publishes
+// new targets, snapshot and timestamp; see AddImage.
+func (r *Repo) addTarget(name string, content io.Reader, custom []byte, now time.Time) error {
+	for _, role := range []string{RoleTargets, RoleSnapshot, RoleTimestamp} {
+		if !r.keys.Has(role) {
+			return fmt.Errorf("%w: %s", ErrMissingKey, role)
+		}
+	}
+	sum, n, err := r.storeImage(name, content)
+	if err != nil {
+		return err
 	}
 	if old, ok := r.targets.Signed.Targets[name]; ok {
 		if hex.EncodeToString(old.Hashes["sha256"]) != hex.EncodeToString(sum) {
 			// The new bytes got their own hash-prefixed file; drop it.
 			_ = os.Remove(filepath.Join(r.targetsDir(), hex.EncodeToString(sum)+"."+name))
-			return fmt.Errorf("add image %s: %w with sha256 %x", name, ErrTargetExists, []byte(old.Hashes["sha256"]))
+			return fmt.Errorf("%w with sha256 %x", ErrTargetExists, []byte(old.Hashes["sha256"]))
 		}
 	}
 	raw := json.RawMessage(custom)
@@ -223,7 +250,7 @@ func (r *Repo) AddImage(name string, image io.Reader, meta ImageMeta, now time.T
 		} else {
 			r.targets.Signed.Targets[name] = prev
 		}
-		return fmt.Errorf("add image %s: %w", name, err)
+		return err
 	}
 	return nil
 }
@@ -356,11 +383,15 @@ func (r *Repo) writeMeta(name string, data []byte) error {
 }
 
 // Targets lists the published images by name with their metadata.
+// Deltas (AddDelta) are not images and are left out; List has them.
 func (r *Repo) Targets() (map[string]ImageMeta, error) {
 	out := make(map[string]ImageMeta, len(r.targets.Signed.Targets))
 	for name, tf := range r.targets.Signed.Targets {
 		if tf.Custom == nil {
 			return nil, fmt.Errorf("list targets: %s: %w: no custom metadata", name, ErrBadImageMeta)
+		}
+		if isDelta(*tf.Custom) {
+			continue
 		}
 		m, err := decodeImageMeta(*tf.Custom)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,6 +57,17 @@ type Report struct {
 	Health      fleetapi.Health
 	Meeting     fleetapi.Meeting
 	CallQuality *fleetapi.CallQuality
+	// Update is the update engine's state, sent as CheckIn.Update; nil
+	// when the device does not update itself.
+	Update *fleetapi.UpdateStatus
+}
+
+// Updates receives the fleet's update offer after every successful
+// check-in (roomd's update engine). The agent calls it from its check-in
+// loop, so it must return at once: keep the offer and act on it
+// elsewhere. A nil offer means the fleet offers nothing (any more).
+type Updates interface {
+	OfferUpdate(ctx context.Context, offer *fleetapi.UpdateOffer)
 }
 
 // Defaults of Options.
@@ -108,6 +120,8 @@ type Options struct {
 	// those commands.
 	Power Power
 	Wiper Wiper
+	// Updates receives update offers; nil ignores them.
+	Updates Updates
 	// Version is roomd's version for the inventory.
 	Version string
 	// Logger defaults to discarding.
@@ -306,6 +320,39 @@ func (a *Agent) Status() Status {
 		}
 	}
 	return s
+}
+
+// LastCheckIn is the time of the last successful check-in (zero before
+// one): the update health gate's proof that the fleet can reach the
+// device.
+func (a *Agent) LastCheckIn() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lastCheckIn
+}
+
+// CheckInSoon asks for a check-in now rather than at the next interval,
+// so that the fleet hears news (an update's verdict) at once. It does
+// nothing while the device is not enrolled or a check-in is under way.
+func (a *Agent) CheckInSoon() { a.poke() }
+
+// UpdateHTTPClient returns an HTTP client that presents the device
+// certificate to the enrolled fleet server and trusts only the fleet's CA
+// bundle, together with that server's base URL: what the update engine
+// fetches the release repository and images with (fleetapi.PathUpdates).
+// It fails with ErrNotEnrolled before enrollment. The client follows no
+// redirects and keeps no idle connections; take a fresh one for each
+// piece of work, so a renewed certificate is used.
+func (a *Agent) UpdateHTTPClient() (*http.Client, string, error) {
+	id := a.identity()
+	if id == nil {
+		return nil, "", fmt.Errorf("agent: update client: %w", ErrNotEnrolled)
+	}
+	_, host, err := endpoint(id.Server, "", nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("agent: update client: %w", err)
+	}
+	return a.httpClient(a.deviceTLS(host, id)), id.Server, nil
 }
 
 func (a *Agent) identity() *enrollment {
@@ -576,6 +623,9 @@ func (a *Agent) cycle(ctx context.Context, failures *int) (wait time.Duration, o
 	a.mu.Unlock()
 	if id.Revoked {
 		a.setRevoked(id, false)
+	}
+	if a.opts.Updates != nil {
+		a.opts.Updates.OfferUpdate(ctx, resp.Update)
 	}
 	if !a.handle(ctx, id, resp) {
 		return 0, false // wiped: not enrolled any more

@@ -50,7 +50,7 @@ func (a *Agent) checkIn(ctx context.Context, id *enrollment) (*fleetapi.CheckInR
 	ci := fleetapi.CheckIn{
 		Sent: a.clock.Now().UTC(), Inventory: rep.Inventory, Health: rep.Health,
 		Meeting: rep.Meeting, CallQuality: rep.CallQuality, Profile: prof,
-		Outbox: []fleetapi.Record{},
+		Outbox: []fleetapi.Record{}, Update: rep.Update,
 	}
 	for _, q := range sent {
 		if !seen[q.rec.Key] {

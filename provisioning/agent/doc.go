@@ -5,8 +5,8 @@
 // unhealthy) and runs remote commands exactly once.
 //
 // It speaks provisioning/fleetapi and nothing else of the fleet: roomd
-// never links the fleet server. roomd meets the agent at three small
-// interfaces (Device, Power, Wiper) and hands it the device identity as a
+// never links the fleet server. roomd meets the agent at small interfaces
+// (Device, Power, Wiper, and Updates for the fleet's update offers) and hands it the device identity as a
 // crypto.Signer and a CSR function (provisioning/identity); the agent never
 // sees the private key.
 //

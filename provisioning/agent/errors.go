@@ -13,6 +13,10 @@ var (
 	// verify…). Nothing was stored.
 	ErrBadEnrollment = errors.New("unusable answer from the fleet server")
 
+	// ErrNotEnrolled means the operation needs the device's enrollment
+	// (its certificate and server), and the device has none.
+	ErrNotEnrolled = errors.New("device is not enrolled")
+
 	// ErrRecordTooLarge means an event is larger than MaxRecordSize.
 	ErrRecordTooLarge = errors.New("record too large for the outbox")
 )

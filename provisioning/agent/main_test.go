@@ -179,12 +179,16 @@ type fakeDevice struct {
 	rebootHook func()
 	resets     int
 	resetHook  func()
+	update     *fleetapi.UpdateStatus
 }
 
 func newFakeDevice() *fakeDevice { return &fakeDevice{executed: map[string]int{}} }
 
 func (d *fakeDevice) Report(context.Context) Report {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	return Report{
+		Update:    d.update,
 		Inventory: fleetapi.Inventory{Hostname: "room-1", RoomName: "Room 1", Versions: map[string]string{"image": "1.0"}},
 		Health:    fleetapi.Health{Status: fleetapi.HealthOK, UptimeSeconds: 42},
 		Meeting:   fleetapi.Meeting{State: "idle"},

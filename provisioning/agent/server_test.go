@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,6 +63,8 @@ type fakeServer struct {
 	commands   []fleetapi.Command
 	logs       map[string][]byte
 	last       fleetapi.CheckIn
+	// update is the offer in every check-in's answer.
+	update *fleetapi.UpdateOffer
 }
 
 func startFakeServer(t *testing.T, clk *fakeClock) *fakeServer {
@@ -167,6 +170,16 @@ func (s *fakeServer) sign(csr []byte, device string) (string, error) {
 }
 
 func (s *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, fleetapi.PathUpdates) {
+		// The release repository, behind the device certificate: the
+		// answer names the device the certificate says.
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			s.problem(w, 401, fleetapi.CodeUnauthorized, "no device certificate")
+			return
+		}
+		fmt.Fprintf(w, "%s for %s", r.URL.Path, r.TLS.PeerCertificates[0].Subject.CommonName)
+		return
+	}
 	if r.Method != http.MethodPost {
 		s.problem(w, 405, fleetapi.CodeBadRequest, "POST only")
 		return
@@ -275,7 +288,7 @@ func (s *fakeServer) checkIn(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.checkIns++
 	s.last = ci
-	resp := fleetapi.CheckInResponse{CheckInSeconds: s.interval, Acked: []string{}, Profile: s.profile}
+	resp := fleetapi.CheckInResponse{CheckInSeconds: s.interval, Acked: []string{}, Profile: s.profile, Update: s.update}
 	for _, rec := range ci.Outbox {
 		s.deliveries[rec.Key]++
 		if _, dup := s.history[rec.Key]; !dup {

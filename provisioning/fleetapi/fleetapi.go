@@ -128,6 +128,9 @@ type CheckIn struct {
 	// Outbox carries queued events and command results, oldest first, at
 	// most MaxOutbox. The server stores each once per (device, key).
 	Outbox []Record `json:"outbox"`
+	// Update is the device's software update state; nil from a device
+	// that cannot update itself (a development build).
+	Update *UpdateStatus `json:"update,omitempty"`
 }
 
 // Inventory is what the device is and has.
@@ -257,6 +260,9 @@ type CheckInResponse struct {
 	Profile EffectiveProfile `json:"profile"`
 	// Commands are the device's commands not yet ended, oldest first.
 	Commands []Command `json:"commands"`
+	// Update is the image the fleet wants the device to run; nil when
+	// no rollout covers the device (or it runs the version already).
+	Update *UpdateOffer `json:"update,omitempty"`
 }
 
 // EffectiveProfile is the merged profile for one device. Version is a

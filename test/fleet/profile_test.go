@@ -19,9 +19,12 @@ func TestProfileRolledBack(t *testing.T) {
 	deviceID := enroll(t, room, r.code()).DeviceID
 
 	r.setProfile("room", r.roomID, `{"roomName": "Lab 4 (managed)"}`)
+	// The room may still be settling the fleet's empty profile from its
+	// enrollment: wait for the one just set (the configuration in effect),
+	// not for whichever profile the room last reported applied.
 	waitFor(t, 90*time.Second, "the first profile applied", func() bool {
-		d := r.device(deviceID).Device
-		return d.ProfileStatus == fleetapi.ProfileApplied && d.ProfileApplied != "" && d.ProfileApplied == d.ProfileVersion
+		dd := r.device(deviceID)
+		return dd.Device.ProfileStatus == fleetapi.ProfileApplied && dd.ConfigVersion != "" && dd.Device.ProfileApplied == dd.ConfigVersion
 	})
 	good := r.device(deviceID).Device.ProfileApplied
 

@@ -36,6 +36,8 @@ type Options struct {
 	// CheckIn is the interval fleetd asks of devices (default 2 s: tests
 	// should not wait a minute for each round).
 	CheckIn time.Duration
+	// Serve are extra flags for `fleetd serve` (for example -updates DIR).
+	Serve []string
 }
 
 // Fleetd is a fleet server the test controls.
@@ -46,6 +48,7 @@ type Fleetd struct {
 	DeviceURL  string // https://localhost:PORT
 	ConsoleURL string // http://127.0.0.1:PORT
 	checkIn    time.Duration
+	serve      []string
 	devicePort int
 	conPort    int
 	p          *proc.Process
@@ -62,7 +65,7 @@ func Start(t testing.TB, opts Options) *Fleetd {
 	if opts.CheckIn == 0 {
 		opts.CheckIn = 2 * time.Second
 	}
-	f := &Fleetd{Binary: opts.Binary, Data: t.TempDir(), DSN: opts.PostgresDSN, checkIn: opts.CheckIn, t: t,
+	f := &Fleetd{Binary: opts.Binary, Data: t.TempDir(), DSN: opts.PostgresDSN, checkIn: opts.CheckIn, serve: opts.Serve, t: t,
 		devicePort: roomdtest.FreePort(t), conPort: roomdtest.FreePort(t)}
 	f.DeviceURL = fmt.Sprintf("https://localhost:%d", f.devicePort)
 	f.ConsoleURL = fmt.Sprintf("http://127.0.0.1:%d", f.conPort)
@@ -138,10 +141,11 @@ func (f *Fleetd) Restart() {
 	if f.p != nil {
 		f.Stop()
 	}
-	cmd := exec.Command(f.Binary, f.args("serve",
+	flags := append([]string{
 		"-device-listen", fmt.Sprintf("127.0.0.1:%d", f.devicePort),
 		"-console-listen", fmt.Sprintf("127.0.0.1:%d", f.conPort),
-		"-server-name", "localhost,127.0.0.1", "-checkin", f.checkIn.String(), "-log-level", "debug")...)
+		"-server-name", "localhost,127.0.0.1", "-checkin", f.checkIn.String(), "-log-level", "debug"}, f.serve...)
+	cmd := exec.Command(f.Binary, f.args("serve", flags...)...)
 	f.p = proc.Start(f.t, "fleetd", cmd, 10*time.Second)
 	deadline := time.Now().Add(20 * time.Second)
 	for {

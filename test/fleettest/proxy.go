@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Proxy sits between rooms and fleetd as a network would: it forwards TCP
@@ -18,6 +19,7 @@ type Proxy struct {
 
 	mu    sync.Mutex
 	cut   bool
+	rate  int // bytes per second towards the room; 0 = unlimited
 	conns map[net.Conn]bool
 	wg    sync.WaitGroup
 }
@@ -75,11 +77,45 @@ func (p *Proxy) forward(c net.Conn) {
 		done <- struct{}{}
 	}
 	go pipe(up, c)
-	go pipe(c, up)
+	go func() {
+		p.copyDown(c, up)
+		done <- struct{}{}
+	}()
 	<-done
 	p.drop(c)
 	p.drop(up)
 	<-done
+}
+
+// copyDown copies fleetd's answers to the room, at the Throttle rate.
+func (p *Proxy) copyDown(dst, src net.Conn) {
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+			p.mu.Lock()
+			rate := p.rate
+			p.mu.Unlock()
+			if rate > 0 {
+				time.Sleep(time.Duration(n) * time.Second / time.Duration(rate))
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// Throttle limits traffic towards the rooms to bytesPerSecond per
+// connection (a slow link, so that a test can stop a download halfway); 0
+// lifts the limit.
+func (p *Proxy) Throttle(bytesPerSecond int) {
+	p.mu.Lock()
+	p.rate = bytesPerSecond
+	p.mu.Unlock()
 }
 
 func (p *Proxy) drop(c net.Conn) {

@@ -684,12 +684,14 @@ class AdminScreen {
     const list = $("about-devices");
     let st = null;
     let fleet = null;
+    let update = null;
     let devs = this.devices;
     try {
-      const [s, d, f] = await Promise.all([this.call("status"), this.call("devices"), this.call("fleet")]);
+      const [s, d, f, u] = await Promise.all([this.call("status"), this.call("devices"), this.call("fleet"), this.call("update")]);
       if (s.ok) st = s.data;
       if (d.ok && d.data) devs = this.devices = d.data.devices || [];
       if (f.ok) fleet = f.data;
+      if (u.ok) update = u.data;
     } catch (e) {
       if (e instanceof AdminSessionError) return;
       throw e;
@@ -701,6 +703,7 @@ class AdminScreen {
       ["Boot ID", (st && st.bootId) || ""],
       ["Settings version", this.settings ? String(this.settings.version) : ""],
       ["Fleet", fleetSummary(fleet)],
+      ["Updates", updateSummary(update)],
     ];
     facts.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
     list.replaceChildren(
@@ -1460,6 +1463,27 @@ function failureText(c) {
 // ---- display sleep ------------------------------------------------------------------
 
 // fleetSummary says in one line who manages the room.
+// updateSummary is the About pane's line on software updates; the home
+// screen stays clean of them.
+function updateSummary(u) {
+  if (!u) return "";
+  if (!u.enabled) return `Off: ${u.disabled || "not configured"}`;
+  const slot = u.slot ? ` (slot ${u.slot})` : "";
+  const time = (t) => new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  let what = "";
+  if (u.deferred === "maintenance-window" && u.nextWindow) {
+    what = `; update to ${u.version} scheduled for ${time(u.nextWindow)}`;
+  } else if (u.deferred === "meeting") {
+    what = `; update to ${u.version} waits for the meeting to end`;
+  } else if (["checking", "downloading", "installing", "rebooting", "verifying"].includes(u.state)) {
+    const pct = u.length ? ` ${Math.floor((100 * (u.written || 0)) / u.length)}%` : "";
+    what = `; updating to ${u.version}: ${u.state}${pct}`;
+  } else if (u.reason) {
+    what = `; last update: ${u.reason}`;
+  }
+  return `Running ${u.running}${slot}${what}`;
+}
+
 function fleetSummary(f) {
   if (!f) return "";
   if (!f.managed) return "Standalone (no fleet server configured)";

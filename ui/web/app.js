@@ -110,6 +110,10 @@ function main() {
       meeting.show(st.meeting);
       call.showCall(st.call);
       devices.replace(st.devices || []);
+      // The home screen is up once this frame is drawn. After an update
+      // that is part of the health gate that keeps the new image; every
+      // (re)connection says it, since each roomd start asks again.
+      requestAnimationFrame(() => requestAnimationFrame(reportKioskReady));
     },
     onMeeting: (m) => meeting.show(m),
     onCall: (c) => call.showCall(c),
@@ -124,6 +128,12 @@ function main() {
   stream.connect();
   join.listen();
   enableArrowNavigation();
+}
+
+// reportKioskReady tells roomd that the kiosk rendered its home screen. A
+// failure is left alone: the next connection says it again.
+function reportKioskReady() {
+  fetch(`${API}/kiosk/ready`, { method: "POST" }).catch(() => {});
 }
 
 // ---- connection ------------------------------------------------------------

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/atriumroom/atrium/provisioning/fleet/store"
+	"github.com/atriumroom/atrium/provisioning/fleetapi"
 	"github.com/atriumroom/atrium/test/chromium"
 )
 
@@ -31,7 +32,9 @@ func (p *page) goTo(hash string) {
 // TestBrowserWalkthrough walks the console in Chromium the way the
 // end-to-end test will: log in, create a site and a room, create a code
 // and read it, open the device that enrolled with it, push a profile, send
-// a command and read its status. The device side is played through the
+// a command and read its status, set the site's maintenance window, start
+// a rollout from the form, pause and resume it, and read the device's
+// update status. The device side is played through the
 // store. It also fails on any console error, such as a CSP violation.
 func TestBrowserWalkthrough(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -45,7 +48,7 @@ func TestBrowserWalkthrough(t *testing.T) {
 	if _, err := st.CreateAccount(ctx, "setup", "alice", store.RoleAdmin, string(hash)); err != nil {
 		t.Fatal(err)
 	}
-	con, err := New(Options{Store: st})
+	con, err := New(Options{Store: st, Releases: testCatalog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,13 +147,36 @@ func TestBrowserWalkthrough(t *testing.T) {
 	p.Click("#command-refresh")
 	p.WaitFor("status succeeded", status+` === 'succeeded'`)
 
+	rolloutID := browseUpdates(ctx, t, p, st, dev)
+
 	p.goTo("#/audit")
-	p.WaitFor("the audit log", `document.querySelectorAll('[data-test=audit-row]').length >= 6`)
+	p.WaitFor("the audit log", `document.querySelectorAll('[data-test=audit-row]').length >= 10`)
 	p.goTo("#/accounts")
 	p.WaitFor("the accounts", `document.querySelector('[data-test=account-row][data-username=alice]')`)
 
 	p.Click("#logout")
 	p.WaitFor("the login form again", `!document.querySelector('#login').hidden`)
+
+	// A viewer sees the updates but gets no control to change them.
+	viewerHash, _ := bcrypt.GenerateFromPassword([]byte(viewerPassword), bcrypt.MinCost)
+	if _, err := st.CreateAccount(ctx, "setup", "bob", store.RoleViewer, string(viewerHash)); err != nil {
+		t.Fatal(err)
+	}
+	p.Fill("#login-username", "bob")
+	p.Fill("#login-password", viewerPassword)
+	p.Click("#login-submit")
+	p.WaitFor("the viewer's console", `document.querySelector('#whoami').textContent === 'bob (viewer)' && document.querySelector('#view').dataset.ready === 'true'`)
+	p.goTo("#/updates")
+	p.WaitFor("the viewer's updates", `document.querySelector('[data-test=rollout-row][data-rollout-id="`+rolloutID+`"]') &&
+		document.querySelectorAll('[data-test=release-row]').length === 2 && !document.querySelector('#rollout-form')`)
+	p.goTo("#/rollout/" + rolloutID)
+	p.WaitFor("the viewer's rollout page", `document.querySelector('#rollout-page') && !document.querySelector('#rollout-pause, #rollout-resume, #rollout-abort')`)
+	p.goTo("#/hierarchy")
+	p.Click(`[data-test=site-item][data-name=Amsterdam] [data-test=site-link]`)
+	p.WaitFor("the viewer's window", `document.querySelector('#view').dataset.ready === 'true' && document.querySelector('#window-start')?.disabled && !document.querySelector('#window-save') &&
+		document.querySelector('#window-status').dataset.start === '23:00'`)
+	p.Click("#logout")
+	p.WaitFor("the login form, last", `!document.querySelector('#login').hidden`)
 
 	for _, m := range b.Console() {
 		if m.IsException() || m.Type == "error" || m.Type == "warning" {
@@ -162,4 +188,114 @@ func TestBrowserWalkthrough(t *testing.T) {
 			}
 		}
 	}
+}
+
+// browseUpdates is the walkthrough's update part: the site's maintenance
+// window, a rollout started from the form, paused and resumed through the
+// page's confirmation, and a device waiting for its window.
+func browseUpdates(ctx context.Context, t *testing.T, p *page, st *store.Store, dev store.Device) (rolloutID string) {
+	t.Helper()
+	p.goTo("#/hierarchy")
+	p.Click(`[data-test=site-item][data-name=Amsterdam] [data-test=site-link]`)
+	p.WaitFor("the site page", `document.querySelector('#view').dataset.ready === 'true' && document.querySelector('#site-page')`)
+	siteID := p.Eval(`document.querySelector('#site-page').dataset.siteId`)
+	p.WaitFor("the default window", `document.querySelector('#window-status').dataset.default === 'true' &&
+		document.querySelector('#window-editor').textContent.includes('Default 02:00–05:00') && document.querySelector('#window-start').value === '02:00'`)
+	p.Fill("#window-start", "23:00")
+	p.Fill("#window-end", "04:30")
+	p.Click("#window-save")
+	p.WaitFor("the saved window", `document.querySelector('#window-status').dataset.default === 'false' &&
+		document.querySelector('#window-status').dataset.start === '23:00' && document.querySelector('#window-status').dataset.end === '04:30'`)
+	site, err := st.Site(ctx, siteID)
+	if err != nil || site.MaintenanceWindow == nil || *site.MaintenanceWindow != (fleetapi.MaintenanceWindow{Start: "23:00", End: "04:30"}) {
+		t.Fatalf("stored window after the form: %+v %v", site, err)
+	}
+
+	// The device reports it can update itself; a second one never does.
+	err = st.RecordCheckIn(ctx, dev.ID, store.CheckIn{Health: "ok", Versions: json.RawMessage(`{"roomd":"1.0.0"}`), MeetingState: "idle",
+		Update: &fleetapi.UpdateStatus{Hardware: "x1", Running: "1.0.0", Slot: "a", State: fleetapi.UpdateIdle}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p.goTo("#/updates")
+	p.WaitFor("the releases", `document.querySelectorAll('[data-test=release-row]').length === 2`)
+	if v := p.Eval(`document.querySelector('[data-test=release-row]').dataset.version`); v != "1.2.0" {
+		t.Fatalf("newest release shown first is %q", v)
+	}
+	p.Do("choose the release", chromedp.SetValue(chromedp.CSS("#rollout-release"), release11.Target))
+	if n := p.Eval(`document.querySelectorAll('[data-test=ring-edit]').length`); n != "3" {
+		t.Fatalf("ring preset has %s rings", n)
+	}
+	// A bad ring is refused with the field named, and nothing is created.
+	p.Fill(`[data-test=ring-edit]:nth-child(2) [data-test=ring-percent]`, "1")
+	p.Click("#rollout-create")
+	p.WaitFor("the ring error", `!document.querySelector('#rollout-error').hidden && document.querySelector('#rollout-error').dataset.field === 'rings[1].percent'`)
+	p.Click("#ring-preset")
+	p.Fill("#rollout-threshold", "20")
+	p.Click("#rollout-immediate")
+	p.WaitFor("the urgent warning", `!document.querySelector('#rollout-immediate-warning').hidden`)
+	p.Click("#rollout-immediate")
+	p.WaitFor("the warning gone", `document.querySelector('#rollout-immediate-warning').hidden`)
+	p.Click("#rollout-create")
+	p.WaitFor("the rollout page", `document.querySelector('#view').dataset.page === 'rollout' && document.querySelector('#view').dataset.ready === 'true' &&
+		document.querySelector('#rollout-page')?.dataset.state === 'running'`)
+	id := p.Eval(`document.querySelector('#rollout-page').dataset.rolloutId`)
+	ro, err := st.Rollout(ctx, id)
+	if err != nil || ro.Version != "1.1.0" || ro.FailureThreshold != 20 || ro.SoakMinutes != 60 || ro.Immediate || ro.CreatedBy != "alice" || len(ro.Rings) != 3 {
+		t.Fatalf("rollout made by the form: %+v %v", ro, err)
+	}
+	row := `[data-test=rollout-device-row][data-device-id="` + dev.ID + `"]`
+	p.WaitFor("the device in the rollout", `document.querySelector('`+row+`')?.dataset.state === 'pending' &&
+		document.querySelector('`+row+` [data-test=device-update-state]').textContent === 'pending'`)
+	p.WaitFor("three rings", `document.querySelectorAll('[data-test=ring-row]').length === 3`)
+
+	state := `document.querySelector('#view').dataset.ready === 'true' && document.querySelector('#rollout-page')?.dataset.state === `
+	p.Click("#rollout-pause")
+	p.WaitFor("the confirmation", `!document.querySelector('#rollout-confirm-box').hidden`)
+	p.Click("#rollout-cancel")
+	p.WaitFor("no confirmation", `document.querySelector('#rollout-confirm-box').hidden`)
+	if got, _ := st.Rollout(ctx, id); got.State != store.RolloutRunning {
+		t.Fatalf("cancelled pause left the rollout %s", got.State)
+	}
+	p.Click("#rollout-pause")
+	p.Click("#rollout-confirm")
+	p.WaitFor("paused", state+`'paused' && document.querySelector('#rollout-resume')`)
+	p.Click("#rollout-resume")
+	p.Click("#rollout-confirm")
+	p.WaitFor("running again", state+`'running' && document.querySelector('#rollout-pause')`)
+	if got, _ := st.Rollout(ctx, id); got.State != store.RolloutRunning {
+		t.Fatalf("after resume the store has %s", got.State)
+	}
+
+	// The device reports that it waits for its window, in its own zone.
+	next := time.Date(2026, 3, 2, 23, 0, 0, 0, time.FixedZone("CET", 3600))
+	err = st.RecordCheckIn(ctx, dev.ID, store.CheckIn{Health: "ok", Versions: json.RawMessage(`{"roomd":"1.0.0"}`), MeetingState: "idle",
+		Update: &fleetapi.UpdateStatus{Hardware: "x1", Running: "1.0.0", Slot: "a", State: fleetapi.UpdateIdle, Rollout: id, Version: "1.1.0",
+			Deferred: fleetapi.DeferredWindow, NextWindow: next, NeverRetry: []string{"0.9.0"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Click("#rollout-refresh")
+	p.WaitFor("the deferred device", `document.querySelector('`+row+` [data-test=device-deferred]')?.textContent ===
+		'waiting for the maintenance window (next 23:00)'`)
+
+	p.goTo("#/updates")
+	p.WaitFor("the rollout listed", `document.querySelector('[data-test=rollout-row][data-rollout-id="`+id+`"]')?.dataset.state === 'running'`)
+
+	// Abort needs a reason, given in the confirmation.
+	p.Click(`[data-test=rollout-row][data-rollout-id="` + id + `"] [data-test=rollout-link]`)
+	p.WaitFor("the rollout page again", state+`'running'`)
+	p.Click("#rollout-abort")
+	p.Click("#rollout-confirm")
+	p.WaitFor("the missing reason", `!document.querySelector('#rollout-action-error').hidden && document.querySelector('#rollout-action-error').dataset.field === 'reason'`)
+	p.Fill("#rollout-abort-reason", "wrong image for the lobby screens")
+	p.Click("#rollout-confirm")
+	p.WaitFor("aborted", state+`'aborted' && document.querySelector('#rollout-reason')?.textContent.includes('wrong image for the lobby screens') &&
+		!document.querySelector('#rollout-pause') && !document.querySelector('#rollout-resume') && !document.querySelector('#rollout-abort')`)
+	p.goTo("#/device/" + dev.ID)
+	p.WaitFor("the device's update", `document.querySelector('[data-test=update-running]')?.textContent === '1.0.0 (slot a)' &&
+		document.querySelector('[data-test=update-never-retried]')?.textContent === '0.9.0' &&
+		document.querySelector('[data-test=update-waiting]')?.textContent === 'waiting for the maintenance window (next 23:00)'`)
+	return id
 }

@@ -22,6 +22,11 @@
 //   - Every change goes through the store, which writes it and its audit
 //     entry in one transaction with the account's username as the actor.
 //
+// Updates (updates.go): the releases of fleetd's update repository
+// (Options.Releases), rollouts of one release to an organisation ring by
+// ring with pause, resume and abort, per-device update status, and each
+// site's maintenance window.
+//
 // Secrets in profiles (fleetapi.SecretPaths) never leave the server in
 // clear: the API shows them as [Mask], and a profile saved with [Mask] in
 // a secret's place keeps the value stored before.
@@ -42,6 +47,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/atriumroom/atrium/provisioning/fleet/rollout"
 	"github.com/atriumroom/atrium/provisioning/fleet/store"
 )
 
@@ -76,6 +82,10 @@ type Options struct {
 	// SessionIdle ends a session after this long without a request
 	// (default DefaultSessionIdle).
 	SessionIdle time.Duration
+	// Releases lists the releases in fleetd's update repository, which
+	// rollouts offer; nil means fleetd has none (the Updates page says how
+	// to publish one).
+	Releases rollout.Catalog
 }
 
 // Console serves the web console. It is safe for concurrent use.
@@ -89,6 +99,7 @@ type Console struct {
 	cookieName   string
 	limiter      *limiter
 	assets       map[string]asset
+	releases     rollout.Catalog
 
 	// cost is the bcrypt cost of the hashes the console makes: bcryptCost;
 	// the package's tests lower it, since bcrypt at full cost under the
@@ -109,6 +120,7 @@ func New(opts Options) (*Console, error) {
 	c := &Console{
 		st: opts.Store, log: opts.Logger, now: opts.Now, onlineWindow: opts.OnlineWindow,
 		secure: opts.SecureCookies, idle: opts.SessionIdle, cookieName: "fleetd_session", cost: bcryptCost,
+		releases: opts.Releases,
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

@@ -284,6 +284,13 @@ var cases = []struct {
 	{"EnrollmentCodes", testCodes},
 	{"Accounts", testAccounts},
 	{"LogBundle", testLogBundle},
+	{"Releases", testReleases},
+	{"RolloutCreate", testRolloutCreate},
+	{"RolloutValidation", testRolloutValidation},
+	{"RolloutTransitions", testRolloutTransitions},
+	{"RolloutRoles", testRolloutRoles},
+	{"MaintenanceWindow", testMaintenanceWindow},
+	{"RolloutDeviceStatus", testRolloutDeviceStatus},
 }
 
 // TestConsole runs every case on SQLite and on Debian's PostgreSQL, each
@@ -313,7 +320,7 @@ func TestConsole(t *testing.T) {
 						t.Fatal(err)
 					}
 					t.Cleanup(func() { st.Close() })
-					con, err := New(Options{Store: st, Now: clock.Now, Logger: slog.New(slog.DiscardHandler)})
+					con, err := New(Options{Store: st, Now: clock.Now, Logger: slog.New(slog.DiscardHandler), Releases: testCatalog()})
 					if err != nil {
 						t.Fatal(err)
 					}

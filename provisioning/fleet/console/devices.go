@@ -184,6 +184,9 @@ type DeviceDetail struct {
 	Commands      []CommandView  `json:"commands"`
 	Audit         []AuditView    `json:"audit"`
 	Scopes        map[string]any `json:"scopes"`
+	// Update is the device's latest update status; absent until it has
+	// reported one.
+	Update *DeviceUpdateView `json:"update,omitempty"`
 }
 
 // detailWindow is how far back the device page's history reaches.
@@ -249,6 +252,14 @@ func (c *Console) getDevice(w http.ResponseWriter, r *http.Request, _ *caller) {
 	}
 	for i := len(cmds) - 1; i >= 0 && len(d.Commands) < 100; i-- { // newest first
 		d.Commands = append(d.Commands, commandView(cmds[i]))
+	}
+	upd, at, err := c.st.DeviceUpdate(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		c.storeError(w, r, err)
+		return
+	}
+	if err == nil && !at.IsZero() {
+		d.Update = &DeviceUpdateView{Status: upd, Progress: progress(upd), ReportedAt: at}
 	}
 	entries, err := c.st.Audit(ctx, "device:"+id, 50)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/atriumroom/atrium/provisioning/fleet/rollout"
+	"github.com/atriumroom/atrium/provisioning/fleet/store"
 	"github.com/atriumroom/atrium/provisioning/fleetapi"
 )
 
@@ -89,12 +91,20 @@ func TestOpenAPISchemas(t *testing.T) {
 		"Code": reflect.TypeFor[CodeView](), "NewCode": reflect.TypeFor[NewCode](),
 		"ProfileVersion": reflect.TypeFor[ProfileVersionView](), "Profile": reflect.TypeFor[ProfileView](),
 		"Change": reflect.TypeFor[Change](), "ValidateResult": reflect.TypeFor[ValidateResult](),
+		"Ring": reflect.TypeFor[rollout.Ring](), "Release": reflect.TypeFor[ReleaseView](),
+		"ReleaseList": reflect.TypeFor[ReleaseList](), "Rollout": reflect.TypeFor[RolloutView](),
+		"RingProgress": reflect.TypeFor[RingProgress](), "RolloutDevice": reflect.TypeFor[RolloutDeviceView](),
+		"RolloutDetail": reflect.TypeFor[RolloutDetail](), "MaintenanceWindow": reflect.TypeFor[fleetapi.MaintenanceWindow](),
+		"SiteWindow": reflect.TypeFor[SiteWindowView](), "UpdateStatus": reflect.TypeFor[fleetapi.UpdateStatus](),
+		"DeviceUpdate": reflect.TypeFor[DeviceUpdateView](),
 	}
 	requests := map[string]reflect.Type{
 		"LoginRequest": reflect.TypeFor[loginRequest](), "NameRequest": reflect.TypeFor[nameRequest](),
 		"CommandRequest": reflect.TypeFor[CommandRequest](), "CodeRequest": reflect.TypeFor[CodeRequest](),
 		"ProfileRequest": reflect.TypeFor[ProfileRequest](), "CreateAccountRequest": reflect.TypeFor[createAccountRequest](),
 		"UpdateAccountRequest": reflect.TypeFor[updateAccountRequest](), "PasswordRequest": reflect.TypeFor[passwordRequest](),
+		"RolloutRequest": reflect.TypeFor[RolloutRequest](), "AbortRequest": reflect.TypeFor[AbortRequest](),
+		"WindowRequest": reflect.TypeFor[WindowRequest](),
 	}
 	check := func(name string, typ reflect.Type, checkRequired bool) {
 		schema, ok := doc.Comps.Schemas[name]
@@ -140,5 +150,13 @@ func TestOpenAPISchemas(t *testing.T) {
 	}
 	if got := doc.Comps.Schemas["CommandRequest"].Properties["kind"].Enum; !slices.Equal(got, fleetapi.CommandKinds) {
 		t.Errorf("command kinds documented %v, fleetapi has %v", got, fleetapi.CommandKinds)
+	}
+	rolloutStates := []string{string(store.RolloutRunning), string(store.RolloutPaused), string(store.RolloutHalted),
+		string(store.RolloutAborted), string(store.RolloutCompleted)}
+	if got := doc.Comps.Schemas["Rollout"].Properties["state"].Enum; !slices.Equal(got, rolloutStates) {
+		t.Errorf("rollout states documented %v, the store has %v", got, rolloutStates)
+	}
+	if got, want := doc.Comps.Schemas["RolloutDevice"].Properties["deferred"].Enum, []string{fleetapi.DeferredWindow, fleetapi.DeferredMeeting}; !slices.Equal(got, want) {
+		t.Errorf("deferred reasons documented %v, fleetapi has %v", got, want)
 	}
 }

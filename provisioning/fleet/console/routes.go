@@ -36,6 +36,16 @@ func (c *Console) routes() []route {
 
 		{http.MethodGet, "/api/v1/audit", reader, c.listAudit},
 
+		{http.MethodGet, "/api/v1/releases", reader, c.listReleases},
+		{http.MethodGet, "/api/v1/rollouts", reader, c.listRollouts},
+		{http.MethodPost, "/api/v1/rollouts", writer, c.createRollout},
+		{http.MethodGet, "/api/v1/rollouts/{id}", reader, c.getRollout},
+		{http.MethodPost, "/api/v1/rollouts/{id}/pause", writer, c.pauseRollout},
+		{http.MethodPost, "/api/v1/rollouts/{id}/resume", writer, c.resumeRollout},
+		{http.MethodPost, "/api/v1/rollouts/{id}/abort", writer, c.abortRollout},
+		{http.MethodGet, "/api/v1/sites/{id}/maintenance-window", reader, c.getSiteWindow},
+		{http.MethodPut, "/api/v1/sites/{id}/maintenance-window", writer, c.setSiteWindow},
+
 		{http.MethodGet, "/api/v1/accounts", adminOnly, c.listAccounts},
 		{http.MethodPost, "/api/v1/accounts", adminOnly, c.createAccount},
 		{http.MethodPatch, "/api/v1/accounts/{id}", adminOnly, c.updateAccount},

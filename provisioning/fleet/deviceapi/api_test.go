@@ -39,6 +39,9 @@ func TestAPI(t *testing.T) {
 		{"BadBodies", testBadBodies},
 		{"Outbox", testOutbox},
 		{"Logs", testLogs},
+		{"UpdateOffers", testUpdateOffers},
+		{"BadUpdateStatus", testBadUpdateStatus},
+		{"UpdateRepository", testUpdateRepository},
 	}
 	for _, eng := range engines(t) {
 		t.Run(eng.name, func(t *testing.T) {

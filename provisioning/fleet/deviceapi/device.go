@@ -24,8 +24,8 @@ import (
 // versions, reasons), so one device cannot fill the database through them.
 const maxShort = 1024
 
-// checkIn records a check-in and answers with acknowledgements, commands
-// and the effective profile.
+// checkIn records a check-in and answers with acknowledgements, commands,
+// the effective profile and the update offer.
 func (s *Server) checkIn(w http.ResponseWriter, r *http.Request, dev store.Device, _ *x509.Certificate) {
 	var c fleetapi.CheckIn
 	if p := decodeBody(w, r, &c); p != nil {
@@ -33,6 +33,10 @@ func (s *Server) checkIn(w http.ResponseWriter, r *http.Request, dev store.Devic
 		return
 	}
 	if p := validCheckIn(&c); p != nil {
+		writeProblem(w, p, 0)
+		return
+	}
+	if p := validUpdate(c.Update); p != nil {
 		writeProblem(w, p, 0)
 		return
 	}
@@ -53,6 +57,9 @@ func (s *Server) checkIn(w http.ResponseWriter, r *http.Request, dev store.Devic
 		s.internal(w, "record the check-in", err)
 		return
 	}
+	if res.Finished != "" && s.reported != nil {
+		s.reported(res.Finished)
+	}
 	prof, err := s.effectiveProfile(r, dev.ID)
 	if err != nil {
 		s.internal(w, "compute the effective profile", err)
@@ -63,6 +70,7 @@ func (s *Server) checkIn(w http.ResponseWriter, r *http.Request, dev store.Devic
 		Acked:          res.Acked,
 		Profile:        prof,
 		Commands:       make([]fleetapi.Command, 0, len(res.Commands)),
+		Update:         s.offer(r, dev, c.Update, res.Rollout),
 	}
 	if resp.Acked == nil {
 		resp.Acked = []string{}
@@ -128,6 +136,7 @@ func storeCheckIn(c *fleetapi.CheckIn) (store.CheckIn, error) {
 		Inventory: inv, Problems: c.Health.Problems, HealthSample: health,
 		ProfileApplied: c.Profile.Applied,
 		ProfileLast:    store.ProfileOutcome{Version: c.Profile.Last.Version, Status: c.Profile.Last.Status, Reason: c.Profile.Last.Reason},
+		Update:         c.Update,
 	}
 	if c.CallQuality != nil {
 		if sc.CallQuality, err = json.Marshal(c.CallQuality); err != nil {

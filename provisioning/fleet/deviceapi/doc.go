@@ -1,7 +1,7 @@
 // Package deviceapi is fleetd's device-facing HTTPS API: the server half of
 // the contract in provisioning/fleetapi.
 //
-// Endpoints (all POST):
+// Endpoints (POST, but for the update repository):
 //   - fleetapi.PathEnroll: no client certificate. An activation code, a
 //     CSR and hardware facts become a device, its certificate (CN = the
 //     device's fleet ID) and the fleet's CA bundle. Failed attempts are
@@ -13,6 +13,21 @@
 //   - fleetapi.PathRenew: a new certificate for the same device; the old
 //     one stops working at once.
 //   - fleetapi.PathLogs: a gzip log bundle for a collect-logs command.
+//   - fleetapi.PathUpdates (GET and HEAD): the release repository, a TUF
+//     repository of static files (Options.UpdatesDir), with byte ranges
+//     for resumed downloads. Only regular files inside the directory are
+//     served: no listings, no dot-files, a ".." segment is 400, and
+//     symbolic links cannot lead out (os.OpenInRoot). 404 for everything
+//     when no repository is configured.
+//
+// Over-the-air updates ride on the check-in: its update status is
+// validated (400 naming the field under "update.") and stored with the
+// check-in, in the same transaction, as the device's latest and as its
+// status in the rollout it names; the answer carries the offer that
+// rollout.Offer makes from the device's active rollout (one indexed
+// lookup in that transaction) and the release in Options.Releases. A
+// check-in that moves its device into a final state in a rollout calls
+// Options.RolloutReported, so fleetd evaluates the rollout at once.
 //
 // Every endpoint but enroll needs a client certificate that chains to the
 // fleet CA, is within its validity at the server's clock, is not revoked,

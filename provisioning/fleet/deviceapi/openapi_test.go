@@ -91,7 +91,19 @@ func TestOpenAPI(t *testing.T) {
 	if len(consts) < 4 {
 		t.Fatalf("found only %v in fleetapi", consts)
 	}
+	// The update repository is a tree of static files (GET and HEAD)
+	// under PathUpdates: its two directories are documented.
+	repoPaths := []string{fleetapi.PathUpdates + "metadata/{file}", fleetapi.PathUpdates + "targets/{file}"}
 	for name, path := range consts {
+		if path == fleetapi.PathUpdates {
+			for _, p := range repoPaths {
+				ops, ok := doc.Paths[p]
+				if _, get := ops["get"]; !ok || !get || len(ops) != 2 || ops["head"] == nil {
+					t.Errorf("%s: documented methods %v, want get and head", p, slices.Sorted(maps.Keys(ops)))
+				}
+			}
+			continue
+		}
 		ops, ok := doc.Paths[path]
 		if !ok {
 			t.Errorf("fleetapi.%s (%s) is not documented", name, path)
@@ -102,7 +114,7 @@ func TestOpenAPI(t *testing.T) {
 		}
 	}
 	for path := range doc.Paths {
-		if !slices.Contains(slices.Collect(maps.Values(consts)), path) {
+		if !slices.Contains(slices.Collect(maps.Values(consts)), path) && !slices.Contains(repoPaths, path) {
 			t.Errorf("%s is documented but no fleetapi constant names it", path)
 		}
 	}
@@ -143,6 +155,7 @@ func TestOpenAPI(t *testing.T) {
 		"CallQuality": fleetapi.CallQuality{}, "ProfileState": fleetapi.ProfileState{}, "ProfileOutcome": fleetapi.ProfileOutcome{},
 		"Record": fleetapi.Record{}, "Event": fleetapi.Event{}, "Result": fleetapi.Result{},
 		"CheckInResponse": fleetapi.CheckInResponse{}, "EffectiveProfile": fleetapi.EffectiveProfile{}, "Command": fleetapi.Command{},
+		"UpdateStatus": fleetapi.UpdateStatus{}, "UpdateOffer": fleetapi.UpdateOffer{}, "MaintenanceWindow": fleetapi.MaintenanceWindow{},
 	}
 	for name, v := range types {
 		sc, ok := doc.Comps.Schemas[name]

@@ -8,9 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/atriumroom/atrium/provisioning/fleet/ca"
+	"github.com/atriumroom/atrium/provisioning/fleet/rollout"
 	"github.com/atriumroom/atrium/provisioning/fleet/store"
 	"github.com/atriumroom/atrium/provisioning/fleetapi"
 )
@@ -36,6 +39,18 @@ type Options struct {
 	// EnrollFailures limits failed enrollment attempts fleet-wide; zero
 	// means DefaultEnrollFailures.
 	EnrollFailures RateLimit
+	// UpdatesDir is the TUF repository of releases, served as static files
+	// at fleetapi.PathUpdates to devices; "" serves nothing there (404).
+	UpdatesDir string
+	// Releases is the catalog rollouts' offers are checked against (a
+	// device is offered a release only if it lists its hardware); nil
+	// makes no offers.
+	Releases rollout.Catalog
+	// RolloutReported, when set, is called after a check-in that moved
+	// its device into a final state in a rollout (committed, failed,
+	// rolled back), so the rollout can be evaluated at once. It must not
+	// block.
+	RolloutReported func(rolloutID string)
 }
 
 // Server is the device API. Safe for concurrent use; it starts no
@@ -49,6 +64,9 @@ type Server struct {
 	lifetime time.Duration
 	limit    *limiter
 	mux      *http.ServeMux
+	releases rollout.Catalog
+	reported func(string)
+	updates  string // the repository directory; "" when none is served
 }
 
 // New checks the options and makes the server.
@@ -57,7 +75,18 @@ func New(opts Options) (*Server, error) {
 		return nil, errors.New("deviceapi: Store and CA are required")
 	}
 	s := &Server{st: opts.Store, ca: opts.CA, log: opts.Logger, now: opts.Now,
-		interval: opts.CheckInInterval, lifetime: opts.CertLifetime}
+		interval: opts.CheckInInterval, lifetime: opts.CertLifetime,
+		releases: opts.Releases, reported: opts.RolloutReported}
+	if opts.UpdatesDir != "" {
+		fi, err := os.Stat(opts.UpdatesDir)
+		if err != nil {
+			return nil, fmt.Errorf("deviceapi: updates repository: %w", err)
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("deviceapi: updates repository %s is not a directory", opts.UpdatesDir)
+		}
+		s.updates = opts.UpdatesDir
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -91,6 +120,7 @@ func New(opts Options) (*Server, error) {
 	s.mux.HandleFunc(fleetapi.PathCheckIn, s.post(s.device(s.checkIn)))
 	s.mux.HandleFunc(fleetapi.PathRenew, s.post(s.device(s.renew)))
 	s.mux.HandleFunc(fleetapi.PathLogs, s.post(s.device(s.logs)))
+	s.mux.HandleFunc(fleetapi.PathUpdates, s.get(s.device(s.serveUpdate)))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, problem(http.StatusNotFound, fleetapi.CodeBadRequest, "", "no endpoint %s", r.URL.Path), 0)
 	})
@@ -99,7 +129,18 @@ func New(opts Options) (*Server, error) {
 
 // Handler returns the API's HTTP handler. Serve it with [Server.TLSConfig]:
 // without TLS every device endpoint answers 401.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// serveHTTP refuses a repository path with a ".." segment before the mux,
+// which would otherwise redirect it to its cleaned form elsewhere.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, fleetapi.PathUpdates) && hasDotDot(r.URL.Path) {
+		writeProblem(w, problem(http.StatusBadRequest, fleetapi.CodeBadRequest, "",
+			"%q: a repository path must not contain \"..\"", r.URL.Path), 0)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // TLSConfig returns the TLS configuration to serve the API with: TLS 1.3,
 // serverCert as the server's certificate, and a client certificate

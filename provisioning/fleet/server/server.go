@@ -7,6 +7,13 @@
 // while fleetd runs. The console listens on loopback by default; on any
 // other address it needs a certificate and key (a browser does not trust
 // the fleet's CA), and its cookies are then marked Secure.
+//
+// With an update repository (Options.UpdatesDir) fleetd serves it to
+// devices, lists its releases to the console, offers rollouts' releases
+// in check-ins, and runs the rollout loop: every running rollout is
+// evaluated every Options.RolloutInterval, and at once after a check-in
+// that finished a device's update, to open its next ring, halt it or
+// complete it.
 package server
 
 import (
@@ -28,6 +35,7 @@ import (
 	"github.com/atriumroom/atrium/provisioning/fleet/ca"
 	"github.com/atriumroom/atrium/provisioning/fleet/console"
 	"github.com/atriumroom/atrium/provisioning/fleet/deviceapi"
+	"github.com/atriumroom/atrium/provisioning/fleet/rollout"
 	"github.com/atriumroom/atrium/provisioning/fleet/store"
 )
 
@@ -66,7 +74,24 @@ type Options struct {
 	Retention               time.Duration // telemetry; default DefaultRetention
 	Logger                  *slog.Logger
 	Now                     func() time.Time
+	// UpdatesDir is the TUF repository of releases (made by the release
+	// tool): served to devices at fleetapi.PathUpdates, and the catalog
+	// rollouts pick their release from. "" means no updates: no releases,
+	// no offers.
+	UpdatesDir string
+	// RolloutInterval is how often running rollouts are evaluated
+	// (advance, halt, complete); default DefaultRolloutInterval. A
+	// check-in that finishes a device's update also evaluates its rollout
+	// at once.
+	RolloutInterval time.Duration
+	// OfflineGrace is how long a device may go without checking in
+	// before it stops holding its ring back; default
+	// rollout.DefaultOfflineGrace.
+	OfflineGrace time.Duration
 }
+
+// DefaultRolloutInterval is Options.RolloutInterval's default.
+const DefaultRolloutInterval = 30 * time.Second
 
 // Server is a running fleetd's parts.
 type Server struct {
@@ -76,6 +101,13 @@ type Server struct {
 	CA      *ca.CA
 	Device  *deviceapi.Server
 	Console *console.Console
+	// Releases is the update repository's catalog; nil without
+	// Options.UpdatesDir.
+	Releases rollout.Catalog
+	// evaluate asks the rollout loop to evaluate one rollout now
+	// (buffered; a full queue means an evaluation of everything is due
+	// anyway).
+	evaluate chan string
 
 	mu         sync.Mutex
 	serverCert *tls.Certificate
@@ -107,6 +139,15 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Retention == 0 {
 		opts.Retention = DefaultRetention
 	}
+	if opts.RolloutInterval == 0 {
+		opts.RolloutInterval = DefaultRolloutInterval
+	}
+	if opts.OfflineGrace == 0 {
+		opts.OfflineGrace = rollout.DefaultOfflineGrace
+	}
+	if opts.RolloutInterval < 0 || opts.OfflineGrace < 0 {
+		return nil, fmt.Errorf("fleetd: rollout interval %v and offline grace %v must be positive", opts.RolloutInterval, opts.OfflineGrace)
+	}
 	if err := checkConsoleListen(opts); err != nil {
 		return nil, err
 	}
@@ -128,23 +169,28 @@ func Open(ctx context.Context, opts Options) (*Server, error) {
 		st.Close()
 		return nil, fmt.Errorf("fleetd: %w", err)
 	}
-	dev, err := deviceapi.New(deviceapi.Options{
+	srv := &Server{opts: opts, log: opts.Logger, Store: st, CA: authority, evaluate: make(chan string, evaluateQueue)}
+	if opts.UpdatesDir != "" {
+		srv.Releases = rollout.NewRepoCatalog(opts.UpdatesDir)
+	}
+	srv.Device, err = deviceapi.New(deviceapi.Options{
 		Store: st, CA: authority, Logger: opts.Logger.With("subsystem", "device-api"), Now: opts.Now,
 		CheckInInterval: opts.CheckInInterval,
+		UpdatesDir:      opts.UpdatesDir, Releases: srv.Releases, RolloutReported: srv.evaluateSoon,
 	})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("fleetd: device API: %w", err)
 	}
-	con, err := console.New(console.Options{
+	srv.Console, err = console.New(console.Options{
 		Store: st, Logger: opts.Logger.With("subsystem", "console"), Now: opts.Now,
-		SecureCookies: opts.ConsoleCert != "",
+		SecureCookies: opts.ConsoleCert != "", Releases: srv.Releases,
 	})
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("fleetd: console: %w", err)
 	}
-	return &Server{opts: opts, log: opts.Logger, Store: st, CA: authority, Device: dev, Console: con}, nil
+	return srv, nil
 }
 
 func checkConsoleListen(opts Options) error {
@@ -238,6 +284,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { s.maintain(gctx); return nil })
+	g.Go(func() error { s.rollouts(gctx); return nil })
 	g.Go(func() error {
 		<-gctx.Done()
 		shut, cancel := context.WithTimeout(context.WithoutCancel(gctx), 5*time.Second)

@@ -36,7 +36,7 @@ func (s *Store) Organisations(ctx context.Context) ([]Organisation, error) {
 
 // Sites lists the sites of an organisation ("" for all) by name.
 func (s *Store) Sites(ctx context.Context, orgID string) ([]Site, error) {
-	q, args := `SELECT id, org_id, name, created_at FROM sites`, []any{}
+	q, args := `SELECT id, org_id, name, created_at, window_start, window_end FROM sites`, []any{}
 	if orgID != "" {
 		q, args = q+` WHERE org_id = ?`, append(args, orgID)
 	}
@@ -47,12 +47,10 @@ func (s *Store) Sites(ctx context.Context, orgID string) ([]Site, error) {
 	defer rows.Close()
 	var out []Site
 	for rows.Next() {
-		var st Site
-		var created int64
-		if err := rows.Scan(&st.ID, &st.OrgID, &st.Name, &created); err != nil {
+		st, err := scanSite(rows)
+		if err != nil {
 			return nil, fmt.Errorf("list sites of %q: %w", orgID, err)
 		}
-		st.CreatedAt = fromMicro(created)
 		out = append(out, st)
 	}
 	if err := rows.Err(); err != nil {

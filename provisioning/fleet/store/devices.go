@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/atriumroom/atrium/provisioning/fleetapi"
 )
 
 // Device is an enrolled appliance.
@@ -220,6 +222,10 @@ type CheckIn struct {
 	ProfileApplied string
 	// ProfileLast is how the last profile the device received went.
 	ProfileLast ProfileOutcome
+	// Update is the device's update status; nil from a device that
+	// cannot update itself. It replaces the stored one, and when it names
+	// a rollout covering the device it is also the device's status there.
+	Update *fleetapi.UpdateStatus
 }
 
 // ProfileOutcome is how applying one profile version went on a device.
@@ -284,12 +290,25 @@ func (t *tx) recordCheckIn(ctx context.Context, id string, c CheckIn) error {
 		return ErrRevoked
 	}
 	now := t.s.nowMicro()
+	update, updateAt := "", sql.NullInt64{}
+	if c.Update != nil {
+		b, err := json.Marshal(c.Update)
+		if err != nil {
+			return fmt.Errorf("update status: %w", err)
+		}
+		update, updateAt = string(b), sql.NullInt64{Int64: now, Valid: true}
+	}
 	if _, err := t.exec(ctx, `UPDATE devices SET last_checkin = ?, health = ?, versions = ?, meeting_state = ?,
 		inventory = ?, problems = ?, roomd_version = ?, profile_applied = ?, profile_last_version = ?,
-		profile_status = ?, profile_reason = ? WHERE id = ?`,
+		profile_status = ?, profile_reason = ?, update_status = ?, update_at = ? WHERE id = ?`,
 		now, c.Health, string(versions), c.MeetingState, string(inventory), string(problems), roomd,
-		c.ProfileApplied, c.ProfileLast.Version, c.ProfileLast.Status, c.ProfileLast.Reason, id); err != nil {
+		c.ProfileApplied, c.ProfileLast.Version, c.ProfileLast.Status, c.ProfileLast.Reason, update, updateAt, id); err != nil {
 		return err
+	}
+	if final, err := t.recordUpdate(ctx, id, c.Update, now); err != nil {
+		return err
+	} else if final {
+		t.finished = c.Update.Rollout
 	}
 	for _, sm := range []struct {
 		kind string

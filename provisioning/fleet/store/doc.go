@@ -3,7 +3,9 @@
 // inheritance and an audit history; remote commands; telemetry with
 // retention; what devices send through the device API (check-in state, the
 // outbox of events and command results, log bundles); and the console's
-// accounts and sessions.
+// accounts and sessions; over-the-air updates: rollouts, each device's
+// update status and its status in a rollout, sites' maintenance windows
+// (rollouts.go; the decisions are package rollout's).
 //
 // It runs over database/sql on one of two engines. Embedded SQLite
 // (modernc.org/sqlite, pure Go) is the default, so a small fleet needs
@@ -30,6 +32,14 @@
 //   - Secrets are stored hashed: enrollment codes (SHA-256), console
 //     session tokens (hashed by the console); password hashes never reach
 //     the audit log.
+//   - An organisation has at most one active (running, paused, halted)
+//     rollout, enforced by a partial unique index, so two concurrent
+//     creations cannot both succeed; rollout changes are conditional on
+//     the row being unchanged since it was read (ErrConflict otherwise),
+//     so the evaluation loop and a person never overwrite each other.
+//   - A device's failure or rollback in a rollout is final: a later
+//     status never replaces it, and the device is never offered that
+//     rollout again.
 //   - Constraint violations of both engines come back as the same sentinel
 //     errors (errors.go), so callers never look at driver error types.
 //

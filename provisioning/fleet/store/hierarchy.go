@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/atriumroom/atrium/provisioning/fleetapi"
 )
 
 // Organisation is the top of the fleet: it holds sites.
@@ -21,6 +23,9 @@ type Site struct {
 	OrgID     string
 	Name      string
 	CreatedAt time.Time
+	// MaintenanceWindow is when its rooms may install updates and
+	// reboot; nil means fleetapi.DefaultMaintenanceWindow.
+	MaintenanceWindow *fleetapi.MaintenanceWindow `json:",omitempty"`
 }
 
 // Room is a meeting room holding devices.

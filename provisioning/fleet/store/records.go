@@ -60,10 +60,17 @@ type CheckInResult struct {
 	Acked []string
 	// Commands are the device's commands not yet ended, oldest first.
 	Commands []Command
+	// Rollout is the active rollout covering the device, from which the
+	// device API makes its update offer; nil when there is none.
+	Rollout *DeviceRollout
+	// Finished names the rollout in which this check-in moved the device
+	// into a final state (committed, failed, rolled back), so the caller
+	// can evaluate it at once; "" when it did not.
+	Finished string
 }
 
 // ProcessCheckIn is a whole check-in in one transaction: RecordCheckIn,
-// AddDeviceRecords and NextCommands. A revoked device gets [ErrRevoked] and
+// AddDeviceRecords, NextCommands and the device's active rollout. A revoked device gets [ErrRevoked] and
 // nothing is stored.
 func (s *Store) ProcessCheckIn(ctx context.Context, deviceID string, c CheckIn, recs []fleetapi.Record) (CheckInResult, error) {
 	var res CheckInResult
@@ -75,7 +82,11 @@ func (s *Store) ProcessCheckIn(ctx context.Context, deviceID string, c CheckIn, 
 		if res.Acked, err = t.addRecords(ctx, deviceID, recs); err != nil {
 			return err
 		}
-		res.Commands, err = t.nextCommands(ctx, deviceID)
+		if res.Commands, err = t.nextCommands(ctx, deviceID); err != nil {
+			return err
+		}
+		res.Rollout, err = t.deviceRollout(ctx, deviceID)
+		res.Finished = t.finished
 		return err
 	})
 	if err != nil {

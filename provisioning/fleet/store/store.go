@@ -181,6 +181,9 @@ func newID() string {
 type tx struct {
 	tx *sql.Tx
 	s  *Store
+	// finished is the rollout a check-in in this transaction moved into a
+	// final state for its device ("" when none).
+	finished string
 }
 
 func (t *tx) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
@@ -206,7 +209,7 @@ func (s *Store) inTx(ctx context.Context, fn func(*tx) error) error {
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
-	if err := fn(&tx{sqlTx, s}); err != nil {
+	if err := fn(&tx{tx: sqlTx, s: s}); err != nil {
 		_ = sqlTx.Rollback() // the error from fn is the one that matters
 		return err
 	}

@@ -117,6 +117,10 @@ var cases = []struct {
 	{"RecordsConcurrent", testRecordsConcurrent},
 	{"ConnectionsBounded", testConnectionsBounded},
 	{"PrivateFiles", testPrivateFiles},
+	{"RolloutLifecycle", testRolloutLifecycle},
+	{"MaintenanceWindows", testMaintenanceWindows},
+	{"RolloutDeviceStatus", testRolloutDeviceStatus},
+	{"RolloutEvaluation", testRolloutEvaluation},
 }
 
 // The SQLite file and its journal files hold secrets: owner only.

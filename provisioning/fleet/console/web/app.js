@@ -161,14 +161,20 @@ const pages = {
   profiles: pageProfiles,
   accounts: pageAccounts,
   audit: pageAudit,
+  updates: pageUpdates,
+  rollout: pageRollout,
+  site: pageSite,
 };
+
+// The nav entry each page belongs to.
+const navOf = { device: 'devices', rollout: 'updates', site: 'hierarchy' };
 
 async function route() {
   if (!state.session) return;
   const parts = location.hash.replace(/^#\/?/, '').split('/').map(decodeURIComponent);
   const name = parts[0] || 'devices';
   const page = pages[name] || pageDevices;
-  for (const a of document.querySelectorAll('.nav a')) a.classList.toggle('active', a.id === 'nav-' + (name === 'device' ? 'devices' : name));
+  for (const a of document.querySelectorAll('.nav a')) a.classList.toggle('active', a.id === 'nav-' + (navOf[name] || name));
   flash('');
   const view = $('view');
   view.replaceChildren(h('p', { class: 'muted' }, 'Loading…'));
@@ -299,6 +305,8 @@ async function pageDevice(view, [id]) {
       ['Path', (b) => (b.relayed ? 'relayed' : 'direct') + (b.encoderPath ? ', ' + b.encoderPath : '')]])));
   out.append(grid);
 
+  out.append(updateSection(d.update));
+
   out.append(commandSection(dev, d.commands));
 
   out.append(h('section', { class: 'card' }, h('h2', {}, 'Events'),
@@ -376,7 +384,8 @@ async function pageHierarchy(view) {
   const tree = h('div', { class: 'tree card', id: 'hierarchy-tree' }, h('ul', {}, state.tree.map((o) =>
     h('li', { 'data-test': 'org-item', 'data-id': o.id, 'data-name': o.name }, h('strong', {}, o.name), ' ',
       h('a', { href: '#/profiles/org/' + encodeURIComponent(o.id), 'data-test': 'profile-link' }, 'profile'),
-      h('ul', {}, (o.children || []).map((s) => h('li', { 'data-test': 'site-item', 'data-id': s.id, 'data-name': s.name }, s.name, ' ',
+      h('ul', {}, (o.children || []).map((s) => h('li', { 'data-test': 'site-item', 'data-id': s.id, 'data-name': s.name },
+        h('a', { href: '#/site/' + encodeURIComponent(s.id), 'data-test': 'site-link' }, s.name), ' ',
         h('a', { href: '#/profiles/site/' + encodeURIComponent(s.id), 'data-test': 'profile-link' }, 'profile'),
         h('ul', {}, (s.children || []).map((r) => h('li', { 'data-test': 'room-item', 'data-id': r.id, 'data-name': r.name }, r.name, ' ',
           h('a', { href: '#/profiles/room/' + encodeURIComponent(r.id), 'data-test': 'profile-link' }, 'profile')))))))))));
@@ -554,6 +563,299 @@ async function pageProfiles(view, [kind, id]) {
     h('table', { id: 'profile-history' }, h('tbody', {}, p.history.map((v) => h('tr', { 'data-test': 'history-row', 'data-version': v.version },
       h('td', {}, 'v' + v.version), h('td', {}, v.createdBy), h('td', {}, when(v.createdAt)), h('td', {}, h('pre', {}, json(v.body)))))))));
   view.replaceChildren(...parts);
+}
+
+// ---- updates: releases, rollouts, maintenance windows ----
+
+const inProgressStates = ['checking', 'downloading', 'installing', 'rebooting', 'verifying'];
+
+function bytes(n) {
+  if (!n) return '—';
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return n.toFixed(i === 0 ? 0 : 1) + ' ' + units[i];
+}
+
+// clockOf reads the local clock time ("02:00") of an RFC 3339 time as the
+// device wrote it: the device reports its next window in its own zone, and
+// the browser's zone may differ.
+function clockOf(t) {
+  return typeof t === 'string' && t.length >= 16 ? t.slice(11, 16) : '';
+}
+
+function deferredText(s) {
+  if (s.deferred === 'maintenance-window') {
+    const next = clockOf(s.nextWindow);
+    return 'waiting for the maintenance window' + (next ? ' (next ' + next + ')' : '');
+  }
+  if (s.deferred === 'meeting') return 'waiting for the meeting to end';
+  return s.deferred || '';
+}
+
+function scopeOfRollout(r) {
+  return r.siteId ? scopeName('site', r.siteId) : scopeName('org', r.orgId) + ' (all sites)';
+}
+
+function ringsText(rings) {
+  return rings.map((r) => r.name + ' ' + r.percent + '%').join(' → ');
+}
+
+// fieldError shows a problem under a form, with the field it names.
+function fieldError(el, err) {
+  el.textContent = problemText(err);
+  el.dataset.field = (err.problem && err.problem.field) || '';
+  el.hidden = false;
+}
+
+async function pageUpdates(view) {
+  await loadTree();
+  const [rels, rollouts] = await Promise.all([api('GET', '/releases'), api('GET', '/rollouts')]);
+  const parts = [h('h1', {}, 'Updates')];
+
+  const releases = h('section', { class: 'card', id: 'releases' }, h('h2', {}, 'Releases'));
+  if (!rels.configured) {
+    releases.append(h('p', { id: 'releases-none', class: 'muted' },
+      'fleetd serves no update repository. Publish a release with `fleetd release` into a directory and start fleetd with `-updates DIR`; its releases show up here.'));
+  } else if (rels.releases.length === 0) {
+    releases.append(h('p', { id: 'releases-none', class: 'muted' }, 'The update repository holds no release yet. Publish one with `fleetd release`.'));
+  } else {
+    releases.append(h('table', { id: 'release-table' },
+      h('thead', {}, h('tr', {}, ['Version', 'Target', 'Security version', 'Hardware', 'Size', 'Built'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, rels.releases.map((r) => h('tr', { 'data-test': 'release-row', 'data-target': r.target, 'data-version': r.version },
+        h('td', {}, r.version), h('td', { class: 'mono' }, r.target), h('td', {}, String(r.securityVersion)),
+        h('td', {}, r.hardware.join(', ') || '—'), h('td', {}, bytes(r.length)), h('td', {}, when(r.buildTime)))))));
+  }
+  parts.push(releases);
+
+  if (isAdmin() && rels.releases.length > 0) parts.push(rolloutForm(rels.releases));
+
+  const active = ['running', 'paused', 'halted'];
+  parts.push(h('section', { class: 'card' }, h('h2', {}, 'Rollouts'),
+    rollouts.length === 0 ? h('p', { id: 'rollout-table', class: 'muted' }, 'No rollout yet.') :
+      h('table', { id: 'rollout-table' },
+        h('thead', {}, h('tr', {}, ['Release', 'Scope', 'State', 'Ring', 'Started', 'By'].map((t) => h('th', {}, t)))),
+        h('tbody', {}, rollouts.map((r) => h('tr', { 'data-test': 'rollout-row', 'data-rollout-id': r.id, 'data-state': r.state, class: active.includes(r.state) ? '' : 'muted' },
+          h('td', {}, h('a', { href: '#/rollout/' + encodeURIComponent(r.id), 'data-test': 'rollout-link' }, r.version), ' ', h('span', { class: 'mono' }, r.target)),
+          h('td', {}, scopeOfRollout(r)),
+          h('td', {}, badge(r.state, 'rollout-state'), r.immediate ? ' urgent' : ''),
+          h('td', {}, (r.rings[r.ring] || {}).name || '—'),
+          h('td', {}, when(r.createdAt)), h('td', {}, r.createdBy)))))));
+  view.replaceChildren(...parts);
+}
+
+function rolloutForm(releases) {
+  const release = h('select', { id: 'rollout-release' }, releases.map((r) => h('option', { value: r.target }, r.version + ' (' + r.target + ')')));
+  const scope = h('select', { id: 'rollout-scope' });
+  for (const o of state.tree) {
+    scope.append(h('option', { value: 'org:' + o.id }, 'Organisation ' + o.name + ' (all sites)'));
+    for (const s of o.children || []) scope.append(h('option', { value: 'site:' + o.id + ':' + s.id }, 'Site ' + o.name + ' / ' + s.name));
+  }
+  const rings = h('tbody', { id: 'rollout-rings' });
+  function ringRow(name, percent) {
+    const tr = h('tr', { 'data-test': 'ring-edit' },
+      h('td', {}, h('input', { 'data-test': 'ring-name', value: name, size: 12, required: true, maxlength: 40 })),
+      h('td', {}, h('input', { 'data-test': 'ring-percent', type: 'number', min: 1, max: 100, value: String(percent), required: true }), ' %'),
+      h('td', {}, h('button', { type: 'button', class: 'secondary', 'data-test': 'ring-remove', onclick: () => { if (rings.children.length > 1) tr.remove(); } }, 'Remove')));
+    return tr;
+  }
+  function preset() { rings.replaceChildren(ringRow('canary', 1), ringRow('early', 10), ringRow('all', 100)); }
+  preset();
+  const threshold = h('input', { id: 'rollout-threshold', type: 'number', min: 0, max: 100, value: '10' });
+  const soak = h('input', { id: 'rollout-soak', type: 'number', min: 0, max: 10080, value: '60' });
+  const immediate = h('input', { id: 'rollout-immediate', type: 'checkbox' });
+  const warning = h('p', { id: 'rollout-immediate-warning', class: 'warning', hidden: true },
+    'Urgent: devices install and reboot as soon as they get the offer, ignoring their sites\' maintenance windows (never during a meeting). Use it for security fixes.');
+  immediate.addEventListener('change', () => { warning.hidden = !immediate.checked; });
+  const error = h('p', { id: 'rollout-error', class: 'error', role: 'alert', hidden: true });
+  const form = h('form', { id: 'rollout-form', onsubmit: async (ev) => {
+    ev.preventDefault();
+    error.hidden = true;
+    const [kind, orgId, siteId] = scope.value.split(':');
+    if (!orgId) { error.textContent = 'Create an organisation first.'; error.hidden = false; return; }
+    const body = {
+      orgId, target: release.value, immediate: immediate.checked,
+      rings: [...rings.children].map((tr) => ({
+        name: tr.querySelector('[data-test=ring-name]').value.trim(),
+        percent: Number(tr.querySelector('[data-test=ring-percent]').value),
+      })),
+    };
+    // An empty field means the server's default, not 0.
+    if (threshold.value !== '') body.failureThreshold = Number(threshold.value);
+    if (soak.value !== '') body.soakMinutes = Number(soak.value);
+    if (kind === 'site') body.siteId = siteId;
+    if (immediate.checked && !confirm('Start an urgent rollout? Devices will not wait for their maintenance windows.')) return;
+    try {
+      const r = await api('POST', '/rollouts', body);
+      location.hash = '#/rollout/' + encodeURIComponent(r.id);
+    } catch (e) { fieldError(error, e); }
+  } },
+  h('div', { class: 'row' }, h('label', {}, 'Release', release), h('label', {}, 'Devices of', scope)),
+  h('table', { class: 'rings' }, h('thead', {}, h('tr', {}, h('th', {}, 'Ring'), h('th', {}, 'Cumulative share'), h('th', {}, ''))), rings),
+  h('div', { class: 'row' },
+    h('button', { id: 'ring-add', type: 'button', class: 'secondary', onclick: () => { if (rings.children.length < 8) rings.append(ringRow('ring ' + (rings.children.length + 1), 100)); } }, 'Add ring'),
+    h('button', { id: 'ring-preset', type: 'button', class: 'secondary', onclick: preset }, 'Canary 1% / 10% / 100%')),
+  h('div', { class: 'row' },
+    h('label', {}, 'Halt when more than this % of a ring fails', threshold),
+    h('label', {}, 'Soak before the next ring (minutes)', soak),
+    h('label', { class: 'inline' }, immediate, ' Urgent: ignore maintenance windows')),
+  warning,
+  h('button', { id: 'rollout-create', type: 'submit' }, 'Start rollout'), error);
+  return h('section', { class: 'card' }, h('h2', {}, 'New rollout'),
+    h('p', { class: 'muted' }, 'Each ring adds devices until its share of the fleet is reached; the next ring opens when every device of the current one has finished or been offline for a day, and the soak time has passed.'),
+    form);
+}
+
+async function pageRollout(view, [id]) {
+  await loadTree();
+  const d = await api('GET', '/rollouts/' + encodeURIComponent(id));
+  const r = d.rollout;
+  const out = h('div', { id: 'rollout-page', 'data-rollout-id': r.id, 'data-state': r.state });
+  out.append(h('h1', {}, 'Rollout of ', r.version, ' ', badge(r.state, 'rollout-state')),
+    h('p', {}, scopeOfRollout(r), ' — ', h('span', { class: 'mono' }, r.target), ' — rings ', ringsText(r.rings),
+      ', halt above ', r.failureThreshold + '% failures, soak ' + r.soakMinutes + ' min',
+      r.immediate ? h('strong', { class: 'warning' }, ' — urgent: ignores maintenance windows') : ''),
+    r.reason ? h('p', { id: 'rollout-reason', class: r.state === 'completed' ? 'muted' : 'error' }, r.reason) : '',
+    h('p', { class: 'muted' }, 'Started by ' + r.createdBy + ', ' + when(r.createdAt) + '. Ring ' + ((r.rings[r.ring] || {}).name || '—') + ' open since ' + when(r.ringOpened) +
+      (r.nextRingAt ? '; the next ring may open from ' + when(r.nextRingAt) + '.' : '.')));
+
+  const actions = h('div', { class: 'row', id: 'rollout-actions' });
+  const confirmBox = h('div', { id: 'rollout-confirm-box', class: 'card confirm', hidden: true });
+  function ask(op, text, needsReason) {
+    const reason = needsReason ? h('input', { id: 'rollout-abort-reason', size: 50, placeholder: 'why (kept in the audit log)', maxlength: 500 }) : null;
+    const err = h('p', { id: 'rollout-action-error', class: 'error', hidden: true });
+    confirmBox.replaceChildren(h('p', {}, text), reason ? h('label', {}, 'Reason ', reason) : '',
+      h('div', { class: 'row' },
+        h('button', { id: 'rollout-confirm', type: 'button', class: op === 'abort' ? 'danger' : '', 'data-op': op, onclick: async () => {
+          try {
+            await api('POST', '/rollouts/' + encodeURIComponent(r.id) + '/' + op, reason ? { reason: reason.value } : undefined);
+            route();
+          } catch (e) { fieldError(err, e); }
+        } }, 'Yes, ' + op),
+        h('button', { id: 'rollout-cancel', type: 'button', class: 'secondary', onclick: () => { confirmBox.hidden = true; } }, 'Cancel')), err);
+    confirmBox.hidden = false;
+    if (reason) reason.focus();
+  }
+  if (isAdmin()) {
+    if (r.state === 'running') {
+      actions.append(h('button', { id: 'rollout-pause', type: 'button', class: 'secondary', onclick: () => ask('pause',
+        'Pause this rollout? No device gets a new offer while it is paused; devices that have not started installing cancel.') }, 'Pause'));
+    }
+    if (r.state === 'paused' || r.state === 'halted') {
+      actions.append(h('button', { id: 'rollout-resume', type: 'button', onclick: () => ask('resume',
+        r.state === 'halted' ? 'Resume a halted rollout? It stopped because too many devices failed: check why first.' : 'Resume this rollout?') }, 'Resume'));
+    }
+    if (['running', 'paused', 'halted'].includes(r.state)) {
+      actions.append(h('button', { id: 'rollout-abort', type: 'button', class: 'danger', onclick: () => ask('abort',
+        'Abort this rollout for good? Devices already updated keep the new version; the others are not offered it again.', true) }, 'Abort'));
+    }
+  }
+  actions.append(h('button', { id: 'rollout-refresh', type: 'button', class: 'secondary', onclick: () => route() }, 'Refresh'));
+  out.append(actions, confirmBox);
+
+  out.append(h('section', { class: 'card' }, h('h2', {}, 'Rings'),
+    h('table', { id: 'ring-table' },
+      h('thead', {}, h('tr', {}, ['Ring', 'Share', 'Members', 'Committed', 'Failed', 'In progress', 'Pending', 'Not offered', ''].map((t) => h('th', {}, t)))),
+      h('tbody', {}, d.rings.map((g, i) => h('tr', { 'data-test': 'ring-row', 'data-ring': g.name, 'data-open': String(g.open) },
+        h('td', {}, g.name), h('td', {}, g.percent + '%'),
+        h('td', { 'data-test': 'ring-members' }, String(g.members)),
+        h('td', { 'data-test': 'ring-committed' }, String(g.committed)),
+        h('td', { 'data-test': 'ring-failed', class: g.failed ? 'error' : '' }, String(g.failed)),
+        h('td', { 'data-test': 'ring-inprogress' }, String(g.inProgress)),
+        h('td', { 'data-test': 'ring-pending' }, String(g.pending)),
+        h('td', { 'data-test': 'ring-skipped' }, String(g.skipped)),
+        h('td', {}, i === r.ring && r.state === 'running' ? badge('open') : (g.open ? 'done' : 'waiting'))))))));
+
+  const rows = d.devices.map((v) => h('tr', { 'data-test': 'rollout-device-row', 'data-device-id': v.deviceId, 'data-state': v.state },
+    h('td', {}, h('a', { href: '#/device/' + encodeURIComponent(v.deviceId), class: 'mono' }, v.deviceId.slice(0, 12))),
+    h('td', {}, v.roomName), h('td', {}, v.siteName), h('td', {}, v.ringName),
+    h('td', {}, badge(v.skipped ? 'skipped' : v.state, 'device-update-state'), v.online ? '' : h('span', { class: 'muted' }, ' offline')),
+    h('td', { 'data-test': 'device-progress' }, inProgressStates.includes(v.state) || v.state === 'committed' ? v.progress + ' %' : '—'),
+    h('td', { 'data-test': 'device-deferred' }, v.skipped ? 'not offered: ' + v.skipped : deferredText(v)),
+    h('td', { 'data-test': 'device-reason' }, v.reason || ''),
+    h('td', {}, when(v.lastSeen))));
+  out.append(h('section', { class: 'card' }, h('h2', {}, 'Devices'),
+    rows.length === 0 ? h('p', { id: 'rollout-devices', class: 'muted' }, 'No device in this rollout\'s scope.') :
+      h('table', { id: 'rollout-devices' },
+        h('thead', {}, h('tr', {}, ['Device', 'Room', 'Site', 'Ring', 'State', 'Progress', 'Note', 'Reason', 'Last seen'].map((t) => h('th', {}, t)))),
+        h('tbody', {}, rows))));
+  view.replaceChildren(out);
+}
+
+async function pageSite(view, [id]) {
+  await loadTree();
+  const site = allSites().find(({ site }) => site.id === id);
+  const w = await api('GET', '/sites/' + encodeURIComponent(id) + '/maintenance-window');
+  const title = site ? site.org.name + ' / ' + site.site.name : w.siteName;
+  const out = h('div', { id: 'site-page', 'data-site-id': id });
+  out.append(h('h1', {}, 'Site ' + title),
+    h('p', {}, h('a', { href: '#/profiles/site/' + encodeURIComponent(id) }, 'Edit this site\'s profile')));
+
+  const start = h('input', { id: 'window-start', type: 'time', value: w.effective.start, required: true });
+  const end = h('input', { id: 'window-end', type: 'time', value: w.effective.end, required: true });
+  const status = h('p', { id: 'window-status', role: 'status', 'data-start': w.effective.start, 'data-end': w.effective.end, 'data-default': String(!w.window) },
+    w.window ? 'This site\'s window: ' + w.window.start + '–' + w.window.end + '.' : 'This site uses the default window.');
+  const error = h('p', { id: 'window-error', class: 'error', role: 'alert', hidden: true });
+  async function save(body) {
+    error.hidden = true;
+    try {
+      const v = await api('PUT', '/sites/' + encodeURIComponent(id) + '/maintenance-window', body);
+      start.value = v.effective.start;
+      end.value = v.effective.end;
+      status.dataset.start = v.effective.start;
+      status.dataset.end = v.effective.end;
+      status.dataset.default = String(!v.window);
+      status.textContent = v.window ? 'Saved: updates install between ' + v.window.start + ' and ' + v.window.end + ' local time.' :
+        'Saved: this site uses the default window.';
+    } catch (e) { fieldError(error, e); }
+  }
+  const editor = h('section', { class: 'card', id: 'window-editor' }, h('h2', {}, 'Maintenance window'),
+    h('p', { class: 'muted' }, 'Rooms install updates and restart only inside this daily window, in their own time zone, and never during a meeting. An end before the start wraps past midnight. Default ' +
+      w.default.start + '–' + w.default.end + '.'));
+  if (isAdmin()) {
+    editor.append(h('form', { id: 'window-form', class: 'row', onsubmit: (ev) => { ev.preventDefault(); save({ window: { start: start.value, end: end.value } }); } },
+      h('label', {}, 'From', start), h('label', {}, 'Until', end),
+      h('button', { id: 'window-save', type: 'submit' }, 'Save window'),
+      h('button', { id: 'window-clear', type: 'button', class: 'secondary', onclick: () => save({ window: null }) }, 'Use the default (' + w.default.start + '–' + w.default.end + ')')));
+  } else {
+    start.disabled = true;
+    end.disabled = true;
+    editor.append(h('div', { class: 'row' }, h('label', {}, 'From', start), h('label', {}, 'Until', end)));
+  }
+  editor.append(status, error);
+  out.append(editor);
+  if (site) {
+    out.append(h('section', { class: 'card' }, h('h2', {}, 'Rooms'),
+      (site.site.children || []).length === 0 ? h('p', { class: 'muted' }, 'No room yet.') :
+        h('ul', { id: 'site-rooms' }, site.site.children.map((r) => h('li', {}, r.name, ' ',
+          h('a', { href: '#/profiles/room/' + encodeURIComponent(r.id) }, 'profile'))))));
+  }
+  view.replaceChildren(out);
+}
+
+// updateSection is the device page's update state.
+function updateSection(u) {
+  const section = h('section', { class: 'card', id: 'device-update' }, h('h2', {}, 'Software update'));
+  if (!u) {
+    section.append(h('p', { class: 'muted' }, 'The device has not reported an update state.'));
+    return section;
+  }
+  const s = u.status;
+  const facts = [
+    ['Running', (s.running || '—') + (s.slot ? ' (slot ' + s.slot + ')' : '')],
+    ['Hardware', s.hardware || '—'],
+    ['State', badge(s.state, 'update-state')],
+    ['Update', s.version ? s.version + (inProgressStates.includes(s.state) ? ', ' + u.progress + ' %' : '') +
+      (s.rollout ? ' — ' : '') : '—', s.rollout ? h('a', { href: '#/rollout/' + encodeURIComponent(s.rollout) }, 'rollout') : ''],
+    ['Waiting', deferredText(s) || '—'],
+    ['Reason', s.reason || '—'],
+    ['Never retried', (s.neverRetry || []).join(', ') || 'none'],
+    ['Security floor', String(s.securityFloor || 0)],
+    ['Reported', when(u.reportedAt)],
+  ];
+  section.append(h('table', {}, h('tbody', {}, facts.map(([k, ...v]) =>
+    h('tr', {}, h('th', {}, k), h('td', { 'data-test': 'update-' + k.toLowerCase().replace(/\W+/g, '-') }, ...v))))));
+  return section;
 }
 
 // ---- accounts ----
