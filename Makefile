@@ -15,7 +15,7 @@ RUN_PORT ?= 8480
 # Extra atrium-demo flags for make run, e.g. DEMO_FLAGS=-ice-addr=192.168.1.5
 DEMO_FLAGS ?=
 
-.PHONY: all deps build run fleet test unit lint bench clean
+.PHONY: all deps build run fleet image test unit lint bench clean
 
 all: build
 
@@ -75,6 +75,23 @@ fleet: build
 	@echo "To manage the room of make run, add to $(RUN_DIR)/roomd.toml and restart make run:"
 	@printf '  [fleet]\n  server = "https://localhost:8443"\n  ca_file = "%s"\n' "$(RUN_DIR)/fleet/ca/ca.crt"
 	bin/fleetd serve -data $(RUN_DIR)/fleet
+
+# The appliance's disk image in $(IMAGE_DIR) (run as root: the Debian
+# base is made with mmdebstrap, cached in .cache/image): rootfs.squashfs,
+# vmlinuz, initrd.img, image.json and the bootable disk.img. The images
+# trust the release repository whose root.json is UPDATE_ROOT; without one,
+# a development repository is made once in .run/release (its keys are for
+# testing only).
+IMAGE_DIR ?= $(ARTIFACTS)/image
+IMAGE_COMP ?= zstd
+UPDATE_ROOT ?=
+image: build
+	@set -e; root="$(UPDATE_ROOT)"; \
+	if [ -z "$$root" ]; then \
+		[ -d $(RUN_DIR)/release/repo ] || bin/fleetd release init -repo $(RUN_DIR)/release/repo -keys $(RUN_DIR)/release/keys; \
+		root=$(RUN_DIR)/release/root.json; bin/fleetd release root -repo $(RUN_DIR)/release/repo > $$root; fi; \
+	bin/atrium-image build -out $(IMAGE_DIR) -version $(VERSION) -comp $(IMAGE_COMP) \
+		-roomd bin/roomd -roomctl bin/roomctl -roomkiosk bin/roomkiosk -update-root $$root
 
 # Every test tier: lint, unit, integration (real roomd and roomctl), real
 # Chromium, and the webview under Xvfb.

@@ -1,0 +1,261 @@
+package image
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Names of the files in the output directory (the contract with
+// rootfs/disk).
+const (
+	RootfsFile   = "rootfs.squashfs"
+	KernelFile   = "vmlinuz"
+	InitrdFile   = "initrd.img"
+	ManifestFile = "image.json"
+)
+
+// Manifest is OUT/image.json.
+type Manifest struct {
+	Version string `json:"version"`
+	// BuildTime is RFC 3339, UTC.
+	BuildTime     string `json:"buildTime"`
+	RootfsSHA256  string `json:"rootfsSha256"`
+	RootfsSize    int64  `json:"rootfsSize"`
+	KernelRelease string `json:"kernelRelease"`
+}
+
+// Options are one image build.
+type Options struct {
+	// Out is the output directory; image.json is written last, so its
+	// presence means the rest is complete.
+	Out string
+	// Layer is what goes over the base (Source is the rootfs directory).
+	Layer Layer
+	// Packages, Suite, Sources: the base (see BaseOptions); Packages
+	// defaults to Layer.Source/packages.txt.
+	Packages string
+	Suite    string
+	Sources  string
+	// CacheDir keeps base tarballs and the build's scratch tree.
+	CacheDir string
+	// Comp is mksquashfs's compressor: zstd (the default, for releases)
+	// or lz4 (fast, for tests).
+	Comp   string
+	Runner Runner
+	Logger *slog.Logger
+}
+
+// Build builds the image into o.Out and returns its manifest. It needs
+// root.
+func Build(ctx context.Context, o Options) (*Manifest, error) {
+	if o.Logger == nil || o.Runner == nil {
+		return nil, errors.New("image build: no logger or runner")
+	}
+	if o.Comp == "" {
+		o.Comp = "zstd"
+	}
+	if o.Comp != "zstd" && o.Comp != "lz4" {
+		return nil, fmt.Errorf("image build: compressor %q: use zstd or lz4", o.Comp)
+	}
+	if o.Packages == "" {
+		o.Packages = filepath.Join(o.Layer.Source, "packages.txt")
+	}
+	if err := o.Layer.check(); err != nil {
+		return nil, fmt.Errorf("image build: %w", err)
+	}
+	if os.Geteuid() != 0 {
+		return nil, errors.New("image build: needs root (mmdebstrap, tar with owners, chroot)")
+	}
+	start := time.Now()
+	unlock, err := lockCache(ctx, o.CacheDir, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := removeStaleTrees(o.CacheDir, o.Logger); err != nil {
+		return nil, err
+	}
+	tarball, err := Base(ctx, BaseOptions{Packages: o.Packages, Suite: o.Suite, Sources: o.Sources, CacheDir: o.CacheDir, Runner: o.Runner, Logger: o.Logger})
+	if err != nil {
+		return nil, err
+	}
+	if err := removeOldBases(o.CacheDir, tarball, o.Logger); err != nil {
+		return nil, err
+	}
+	work, err := os.MkdirTemp(o.CacheDir, "tree-")
+	if err != nil {
+		return nil, fmt.Errorf("image build: scratch directory: %w", err)
+	}
+	defer os.RemoveAll(work)
+	tree := filepath.Join(work, "root")
+	if err := os.Mkdir(tree, 0o755); err != nil {
+		return nil, fmt.Errorf("image build: %w", err)
+	}
+	if _, err := o.Runner.Run(ctx, Cmd{Name: "tar", Args: []string{"--extract", "--file", tarball, "--directory", tree, "--numeric-owner", "--same-permissions", "--xattrs", "--xattrs-include=*"}}); err != nil {
+		return nil, fmt.Errorf("extract base %s: %w", tarball, err)
+	}
+	o.Logger.Info("image: base extracted", "seconds", time.Since(start).Seconds())
+	if err := o.Layer.Apply(tree); err != nil {
+		return nil, fmt.Errorf("atrium layer: %w", err)
+	}
+	if err := Finish(ctx, o.Runner, tree, o.Layer.BuildTime); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.Out, 0o755); err != nil {
+		return nil, fmt.Errorf("create output directory: %w", err)
+	}
+	manifestPath := filepath.Join(o.Out, ManifestFile)
+	if err := os.Remove(manifestPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("remove old manifest: %w", err)
+	}
+	release, err := ExportKernel(tree, o.Out)
+	if err != nil {
+		return nil, err
+	}
+	o.Logger.Info("image: layer applied, squashing", "kernel", release, "comp", o.Comp, "seconds", time.Since(start).Seconds())
+	rootfs := filepath.Join(o.Out, RootfsFile)
+	if err := Squash(ctx, o.Runner, tree, rootfs, o.Comp, o.Layer.BuildTime); err != nil {
+		return nil, err
+	}
+	sum, size, err := hashFile(rootfs)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{
+		Version:       o.Layer.Version,
+		BuildTime:     o.Layer.BuildTime.UTC().Format(time.RFC3339),
+		RootfsSHA256:  sum,
+		RootfsSize:    size,
+		KernelRelease: release,
+	}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(manifestPath, append(data, '\n'), 0o644); err != nil {
+		return nil, fmt.Errorf("write manifest: %w", err)
+	}
+	o.Logger.Info("image: built", "out", o.Out, "version", m.Version, "sha256", sum, "bytes", size, "seconds", time.Since(start).Seconds())
+	return m, nil
+}
+
+// leftovers are files the programs run in the tree write that differ from
+// build to build and that the appliance does not need: backups of the
+// user database, caches with their own time stamps.
+var leftovers = []string{
+	"/etc/passwd-", "/etc/group-", "/etc/shadow-", "/etc/gshadow-",
+	"/var/cache/ldconfig/aux-cache",
+}
+
+// Finish runs the programs that complete the tree, inside it: the
+// system users (an /etc that is read-only on the device cannot get them at
+// boot), then the ESP's line in /etc/fstab (it names the atrium group's
+// number), and an initramfs that loads squashfs (the layer's
+// /etc/initramfs-tools/modules). Time stamps they record are buildTime.
+func Finish(ctx context.Context, r Runner, tree string, buildTime time.Time) error {
+	env := []string{"SOURCE_DATE_EPOCH=" + strconv.FormatInt(buildTime.Unix(), 10)}
+	if _, err := r.Run(ctx, Cmd{Name: "chroot", Args: []string{tree, "systemd-sysusers"}, Env: env}); err != nil {
+		return fmt.Errorf("create system users in %s: %w", tree, err)
+	}
+	if err := addESPMount(tree); err != nil {
+		return err
+	}
+	if _, err := r.Run(ctx, Cmd{Name: "chroot", Args: []string{tree, "update-initramfs", "-u", "-k", "all"}, Env: env}); err != nil {
+		return fmt.Errorf("build initramfs in %s: %w", tree, err)
+	}
+	for _, p := range leftovers {
+		if err := os.Remove(filepath.Join(tree, p)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// ExportKernel copies the tree's one kernel and its initramfs to out as
+// vmlinuz and initrd.img and returns the kernel release.
+func ExportKernel(tree, out string) (string, error) {
+	kernels, err := filepath.Glob(filepath.Join(tree, "boot", "vmlinuz-*"))
+	if err != nil {
+		return "", err
+	}
+	if len(kernels) != 1 {
+		return "", fmt.Errorf("export kernel: want one /boot/vmlinuz-* in the tree, found %d", len(kernels))
+	}
+	release := strings.TrimPrefix(filepath.Base(kernels[0]), "vmlinuz-")
+	for _, f := range []struct{ src, dst string }{
+		{kernels[0], KernelFile},
+		{filepath.Join(tree, "boot", "initrd.img-"+release), InitrdFile},
+	} {
+		if err := copyOut(f.src, filepath.Join(out, f.dst)); err != nil {
+			return "", fmt.Errorf("export %s: %w", f.dst, err)
+		}
+	}
+	return release, nil
+}
+
+func copyOut(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := dst + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+// SquashArgs are mksquashfs's arguments: every time stamp is buildTime,
+// ownership and extended attributes as in the tree, directories sorted
+// (mksquashfs always sorts them; -reproducible is its default in 4.5).
+func SquashArgs(tree, out, comp string, buildTime time.Time) []string {
+	epoch := strconv.FormatInt(buildTime.Unix(), 10)
+	return []string{tree, out, "-noappend", "-comp", comp, "-all-time", epoch, "-mkfs-time", epoch, "-reproducible", "-no-progress", "-quiet"}
+}
+
+// Squash makes the squashfs image of tree at out.
+func Squash(ctx context.Context, r Runner, tree, out, comp string, buildTime time.Time) error {
+	if err := os.Remove(out); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove old %s: %w", out, err)
+	}
+	if _, err := r.Run(ctx, Cmd{Name: "mksquashfs", Args: SquashArgs(tree, out, comp, buildTime)}); err != nil {
+		return fmt.Errorf("squash %s: %w", out, err)
+	}
+	return nil
+}
+
+func hashFile(p string) (string, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("hash %s: %w", p, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, fmt.Errorf("hash %s: %w", p, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}

@@ -1,0 +1,198 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, p, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReadPackages(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "packages.txt")
+	writeFile(t, p, "# comment\nsystemd\n\n  dbus  # the bus\nlibstdc++6\n")
+	got, err := ReadPackages(p)
+	if err != nil || strings.Join(got, ",") != "systemd,dbus,libstdc++6" {
+		t.Errorf("ReadPackages = %q, %v", got, err)
+	}
+	for _, bad := range []string{"--option\n", "Systemd\n", "a\n", "two words\n", "# only comments\n"} {
+		writeFile(t, p, bad)
+		if _, err := ReadPackages(p); err == nil {
+			t.Errorf("ReadPackages accepted %q", bad)
+		}
+	}
+	// The repository's list reads.
+	if _, err := ReadPackages("../packages.txt"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestBaseCache(t *testing.T) {
+	dir := t.TempDir()
+	pkgs := filepath.Join(dir, "packages.txt")
+	sources := filepath.Join(dir, "debian.sources")
+	writeFile(t, pkgs, "systemd\ndbus\n")
+	writeFile(t, sources, "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\n")
+	cache := filepath.Join(dir, "cache")
+	r := &fakeRunner{hook: func(c Cmd) ([]byte, error) {
+		if c.Name != "mmdebstrap" {
+			return nil, errors.New("unexpected " + c.Name)
+		}
+		// mmdebstrap's output is the second-to-last argument.
+		return nil, os.WriteFile(c.Args[len(c.Args)-2], []byte("tar"), 0o644)
+	}}
+	o := BaseOptions{Packages: pkgs, Sources: sources, CacheDir: cache, Runner: r, Logger: discardLogger()}
+	first, err := Base(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := strings.TrimSuffix(first, ".tar") + ".partial.tar"
+	want := "mmdebstrap --variant=essential --include=systemd,dbus --quiet" +
+		" --dpkgopt=path-exclude=/usr/share/man/* --dpkgopt=path-exclude=/usr/share/info/*" +
+		" --dpkgopt=path-exclude=/usr/share/doc/* --dpkgopt=path-include=/usr/share/doc/*/copyright" +
+		" --dpkgopt=path-exclude=/usr/share/locale/* --dpkgopt=path-exclude=/usr/share/lintian/*" +
+		" bookworm " + partial + " " + sources + "\n"
+	if got := r.String(); got != want {
+		t.Errorf("commands:\n%s\nwant:\n%s", got, want)
+	}
+	if _, err := os.Stat(first); err != nil {
+		t.Errorf("no cached base: %v", err)
+	}
+	// Cached: no second mmdebstrap.
+	again, err := Base(context.Background(), o)
+	if err != nil || again != first || strings.Count(r.String(), "mmdebstrap") != 1 {
+		t.Errorf("second Base = %s, %v; commands:\n%s", again, err, r)
+	}
+	// The key follows the package list and the sources.
+	writeFile(t, pkgs, "systemd\ndbus\ncage\n")
+	third, err := Base(context.Background(), o)
+	if err != nil || third == first {
+		t.Errorf("changed list gave %s (first %s), %v", third, first, err)
+	}
+	writeFile(t, sources, "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\nComponents: main\n")
+	fourth, err := Base(context.Background(), o)
+	if err != nil || fourth == third {
+		t.Errorf("changed sources gave %s (before %s), %v", fourth, third, err)
+	}
+}
+
+func TestBaseFailureLeavesNoCache(t *testing.T) {
+	dir := t.TempDir()
+	pkgs := filepath.Join(dir, "packages.txt")
+	writeFile(t, pkgs, "systemd\n")
+	writeFile(t, filepath.Join(dir, "s.sources"), "x")
+	r := &fakeRunner{hook: func(c Cmd) ([]byte, error) {
+		_ = os.WriteFile(c.Args[len(c.Args)-2], []byte("half"), 0o644)
+		return nil, errors.New("mmdebstrap: exit status 1: E: download failed")
+	}}
+	cache := filepath.Join(dir, "cache")
+	_, err := Base(context.Background(), BaseOptions{Packages: pkgs, Sources: filepath.Join(dir, "s.sources"), CacheDir: cache, Runner: r, Logger: discardLogger()})
+	if err == nil || !strings.Contains(err.Error(), "download failed") {
+		t.Fatalf("Base = %v, want mmdebstrap's error", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cache, "*")); len(left) != 0 {
+		t.Errorf("cache after a failure: %q", left)
+	}
+}
+
+func TestSquashCommand(t *testing.T) {
+	r := &fakeRunner{}
+	out := filepath.Join(t.TempDir(), "rootfs.squashfs")
+	if err := Squash(context.Background(), r, "/tree", out, "lz4", testBuildTime); err != nil {
+		t.Fatal(err)
+	}
+	want := "mksquashfs /tree " + out + " -noappend -comp lz4 -all-time 1795262400 -mkfs-time 1795262400 -reproducible -no-progress -quiet\n"
+	if got := r.String(); got != want {
+		t.Errorf("commands:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestExportKernel(t *testing.T) {
+	tree, out := t.TempDir(), t.TempDir()
+	if _, err := ExportKernel(tree, out); err == nil {
+		t.Error("ExportKernel without a kernel succeeded")
+	}
+	writeFile(t, filepath.Join(tree, "boot/vmlinuz-6.1.0-37-amd64"), "kernel")
+	writeFile(t, filepath.Join(tree, "boot/initrd.img-6.1.0-37-amd64"), "initrd")
+	rel, err := ExportKernel(tree, out)
+	if err != nil || rel != "6.1.0-37-amd64" {
+		t.Fatalf("ExportKernel = %q, %v", rel, err)
+	}
+	for name, want := range map[string]string{KernelFile: "kernel", InitrdFile: "initrd"} {
+		if got, err := os.ReadFile(filepath.Join(out, name)); err != nil || string(got) != want {
+			t.Errorf("%s = %q, %v", name, got, err)
+		}
+	}
+	writeFile(t, filepath.Join(tree, "boot/vmlinuz-6.1.0-38-amd64"), "kernel")
+	if _, err := ExportKernel(tree, out); err == nil {
+		t.Error("ExportKernel chose between two kernels")
+	}
+}
+
+func TestBuildRefusesBadOptions(t *testing.T) {
+	l := testLayer(t)
+	base := Options{Out: t.TempDir(), Layer: l, CacheDir: t.TempDir(), Runner: &fakeRunner{}, Logger: discardLogger()}
+	o := base
+	o.Comp = "gzip"
+	if _, err := Build(context.Background(), o); err == nil || !strings.Contains(err.Error(), "gzip") {
+		t.Errorf("Build with gzip: %v", err)
+	}
+	o = base
+	o.Layer.Version = ""
+	if _, err := Build(context.Background(), o); err == nil {
+		t.Error("Build without a version succeeded")
+	}
+}
+
+func TestLockCache(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	unlock, err := lockCache(ctx, dir, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Held: a second taker waits until its context ends.
+	short, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	if _, err := lockCache(short, dir, discardLogger()); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("second lock while held: %v", err)
+	}
+	unlock()
+	unlock2, err := lockCache(ctx, dir, discardLogger())
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	unlock2()
+
+	writeFile(t, filepath.Join(dir, "tree-123", "root", "etc", "x"), "x")
+	writeFile(t, filepath.Join(dir, "base-bookworm-0123.tar"), "tar")
+	if err := removeStaleTrees(dir, discardLogger()); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(left) != 2 { // the lock file and the base
+		t.Errorf("after removeStaleTrees: %q", left)
+	}
+
+	keep := filepath.Join(dir, "base-bookworm-4567.tar")
+	writeFile(t, keep, "tar")
+	if err := removeOldBases(dir, keep, discardLogger()); err != nil {
+		t.Fatal(err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, "base-*")); len(left) != 1 || left[0] != keep {
+		t.Errorf("after removeOldBases: %q", left)
+	}
+}
