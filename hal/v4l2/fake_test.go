@@ -55,6 +55,8 @@ type fakeDev struct {
 	setLog  []string // "cid=value" of every applied S_EXT_CTRLS
 
 	gone      bool // every ioctl fails with ENODEV, polls report POLLERR|POLLHUP
+	queueErr  bool // vb2's queue error: DQBUF fails with EIO, polls report POLLERR
+	pollErrs  int  // this many polls without a frame report POLLERR for no reason
 	openCount int  // open handles
 	maxOpen   int
 
@@ -170,10 +172,15 @@ func (f *fakeFD) Poll(ctx context.Context, events int16, timeout time.Duration) 
 			return 0, uapi.ErrClosed
 		case d.gone:
 			return unix.POLLERR | unix.POLLHUP, nil
+		case d.queueErr:
+			return unix.POLLERR, nil
 		case ctx.Err() != nil:
 			return 0, ctx.Err()
 		case len(d.done) > 0 && events&unix.POLLIN != 0:
 			return unix.POLLIN, nil
+		case d.pollErrs > 0:
+			d.pollErrs--
+			return unix.POLLERR, nil
 		case !deadline.IsZero() && !time.Now().Before(deadline):
 			return 0, nil
 		}
@@ -555,6 +562,9 @@ func (d *fakeDev) buffer(f *fakeFD, req uint32, arg unsafe.Pointer) error {
 		}
 		d.queued = append(d.queued, b.Index)
 	case uapi.IoctlDQBuf:
+		if d.queueErr {
+			return unix.EIO
+		}
 		if len(d.done) == 0 {
 			return unix.EAGAIN
 		}

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/atriumroom/atrium/hal"
 	uapi "github.com/atriumroom/atrium/hal/internal/v4l2"
+	"golang.org/x/sys/unix"
 )
 
 // openTestCamera enumerates sys's one camera.
@@ -246,6 +248,69 @@ func TestUnplugWhileStreaming(t *testing.T) {
 	}
 	if dev.openCount != 0 || dev.mapped != 0 {
 		t.Errorf("after Close: %s", dev)
+	}
+}
+
+// TestPollErrorWithoutCause: a POLLERR that DQBUF cannot explain is waited
+// out, a persistent one ends the read with a message, and a queue in error
+// is named by DQBUF's EIO without being taken for an unplug.
+func TestPollErrorWithoutCause(t *testing.T) {
+	checkLeaks(t)
+	ctx := testContext(t)
+	sys := newFakeSystem(t)
+	dev := yuyvCamera(t, "vivid", "vivid", "platform:vivid-000")
+	sys.addNode("video0", "vivid-000-vid-cap", "platform/vivid.0", dev)
+	_, cam := openTestCamera(t, sys, nil)
+	s, err := cam.Open(ctx, cam.Modes()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	dev.mu.Lock()
+	dev.pollErrs = 3
+	dev.mu.Unlock()
+	ch := readAsync(ctx, s, &wg)
+	waitForCond(t, dev, func() bool { return dev.pollErrs == 0 })
+	dev.produce(0)
+	if r := <-ch; r.err != nil {
+		t.Fatalf("ReadFrame across 3 unexplained POLLERRs: %v", r.err)
+	}
+
+	dev.mu.Lock()
+	dev.pollErrs = maxSpuriousPollErr + 1
+	dev.mu.Unlock()
+	_, err = s.ReadFrame(ctx)
+	if err == nil || !strings.Contains(err.Error(), "poll keeps reporting 0x8") || errors.Is(err, hal.ErrUnplugged) {
+		t.Fatalf("ReadFrame under a persistent POLLERR: %v", err)
+	}
+
+	dev.mu.Lock()
+	dev.pollErrs, dev.queueErr = 0, true
+	dev.mu.Unlock()
+	_, err = s.ReadFrame(ctx)
+	if err == nil || !strings.Contains(err.Error(), "VIDIOC_DQBUF") || !errors.Is(err, unix.EIO) || errors.Is(err, hal.ErrUnplugged) {
+		t.Fatalf("ReadFrame on a queue in error: %v", err)
+	}
+}
+
+// waitForCond waits until cond, checked under dev's lock, holds.
+func waitForCond(t *testing.T, dev *fakeDev, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		dev.mu.Lock()
+		ok := cond()
+		dev.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 5s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 

@@ -2,13 +2,13 @@ package image
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"github.com/atriumroom/atrium/internal/filelock"
 )
 
 // lockCache takes the cache directory's lock, waiting while another build
@@ -21,31 +21,9 @@ func lockCache(ctx context.Context, dir string, log *slog.Logger) (func(), error
 		return nil, fmt.Errorf("create image cache: %w", err)
 	}
 	path := filepath.Join(dir, "lock")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("open cache lock: %w", err)
-	}
-	logged := false
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
-		}
-		if !logged {
-			log.Info("image: waiting for another build to release the cache", "lock", path)
-			logged = true
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
-		case <-time.After(time.Second):
-		}
-	}
+	return filelock.Lock(ctx, path, time.Second, func() {
+		log.Info("image: waiting for another build to release the cache", "lock", path)
+	})
 }
 
 // removeStaleTrees removes scratch trees that a killed build left behind;

@@ -12,8 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/atriumroom/atrium/internal/filelock"
 )
 
 // unpackDeb runs dpkg-deb -x into dst through a temporary sibling renamed
@@ -43,31 +44,13 @@ func unpackDeb(ctx context.Context, deb, dst string, more ...string) error {
 // lockFile takes an exclusive flock on path, polling so that ctx can end
 // the wait; the returned function releases it.
 func lockFile(ctx context.Context, path string, log *slog.Logger) (func(), error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	unlock, err := filelock.Lock(ctx, path, 200*time.Millisecond, func() {
+		log.Info("vm: waiting for another process preparing the cache", "lock", path)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("vm: lock: %w", err)
+		return nil, fmt.Errorf("vm: %w", err)
 	}
-	logged := false
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("vm: lock %s: %w", path, err)
-		}
-		if !logged {
-			log.Info("vm: waiting for another process preparing the cache", "lock", path)
-			logged = true
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("vm: lock %s: %w", path, ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return unlock, nil
 }
 
 // run runs a command and returns its standard output; the error carries
