@@ -23,6 +23,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -589,12 +590,28 @@ func listenUnix(path, group string, log *slog.Logger) (net.Listener, error) {
 		if g, err := user.LookupGroup(group); err != nil {
 			log.Warn("socket group not found; only the owner can use the socket", "group", group, "socket", path)
 		} else if gid, err := strconv.Atoi(g.Gid); err == nil {
-			if err := os.Chown(path, -1, gid); err != nil {
+			if err := giveToGroup(path, gid, os.Chown); err != nil {
 				log.Warn("could not give the socket to its group", "group", group, "err", err)
 			}
 		}
 	}
 	return ln, nil
+}
+
+// giveToGroup makes gid the group of the file at path. A socket made by a
+// process whose group is gid (roomd.service: Group=atrium, and the default
+// socket_group "atrium") has that group already: then nothing is called,
+// which matters because roomd.service's system call filter (~@privileged)
+// forbids chown, so calling it fails with EPERM even for one's own group.
+func giveToGroup(path string, gid int, chown func(path string, uid, gid int) error) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Gid) == gid {
+		return nil
+	}
+	return chown(path, -1, gid)
 }
 
 // readToken reads the API token, refusing a file others can read: a leaked

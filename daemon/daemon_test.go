@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -265,5 +266,34 @@ func TestTokenFileRules(t *testing.T) {
 		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
 			t.Errorf("mode %o %q: %v, want %q", c.mode, c.content, err, c.want)
 		}
+	}
+}
+
+// The API socket already has the group of the process that made it:
+// giveToGroup then calls no chown, which roomd.service's system call
+// filter would refuse; another group is still given with chown.
+func TestGiveToGroupSkipsChownForOwnGroup(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "roomd.sock")
+	if err := os.WriteFile(path, nil, 0o660); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := int(fi.Sys().(*syscall.Stat_t).Gid)
+	var calls []int
+	chown := func(_ string, uid, gid int) error {
+		calls = append(calls, gid)
+		return syscall.EPERM // as under SystemCallFilter=~@privileged
+	}
+	if err := giveToGroup(path, own, chown); err != nil || len(calls) != 0 {
+		t.Errorf("own group %d: err %v, chown calls %v; want none", own, err, calls)
+	}
+	if err := giveToGroup(path, own+1, chown); !errors.Is(err, syscall.EPERM) || len(calls) != 1 || calls[0] != own+1 {
+		t.Errorf("other group %d: err %v, chown calls %v; want one, failing", own+1, err, calls)
+	}
+	if err := giveToGroup(filepath.Join(t.TempDir(), "none"), own, chown); err == nil {
+		t.Error("a missing socket gave no error")
 	}
 }

@@ -69,7 +69,12 @@ func (s *System) newFleet(ctx context.Context) error {
 	if root == nil {
 		root = os.DirFS("/")
 	}
-	cmdline, _ := fs.ReadFile(root, "proc/cmdline")
+	cmdline, err := fs.ReadFile(root, "proc/cmdline")
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// A sandbox that hides it (systemd's ProcSubset=pid) would make a
+		// factory image's room never enroll, without a word.
+		log.Warn("kernel command line unreadable: fleet settings there are ignored", "err", err)
+	}
 	fc := fleetSetup(s.Config.Fleet, string(cmdline))
 	if fc.Server == "" {
 		return nil

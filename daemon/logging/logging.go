@@ -97,11 +97,20 @@ func (h *JournalHandler) Handle(_ context.Context, r slog.Record) error {
 	for k, v := range h.fields {
 		fields[k] = v
 	}
+	msg := r.Message
 	r.Attrs(func(a slog.Attr) bool {
 		addField(fields, h.prefix, a)
+		// journalctl and a console fed by the journal show MESSAGE only:
+		// a failure without its cause there sends IT staff hunting for
+		// the ERR field.
+		if a.Key == "err" && h.prefix == "" {
+			if v := a.Value.Resolve().String(); v != "" {
+				msg += ": " + v
+			}
+		}
 		return true
 	})
-	return h.send(r.Message, priority(r.Level), fields)
+	return h.send(msg, priority(r.Level), fields)
 }
 
 // WithAttrs implements slog.Handler.

@@ -182,6 +182,22 @@ func TestJournalMessageAndPriority(t *testing.T) {
 	}
 }
 
+func TestJournalMessageCarriesTheError(t *testing.T) {
+	logger, fj := newJournalLogger(slog.LevelDebug)
+	logger.Warn("update step failed", "err", errors.New("open slot b: permission denied"), "state", "installing")
+	e := fj.only(t)
+	if e.msg != "update step failed: open slot b: permission denied" {
+		t.Errorf("message %q, want the error after the text", e.msg)
+	}
+	if e.fields["ERR"] != "open slot b: permission denied" || e.fields["STATE"] != "installing" {
+		t.Errorf("fields %v", e.fields)
+	}
+	logger.WithGroup("call").Warn("ended", "err", "x")
+	if e := fj.entries[len(fj.entries)-1]; e.msg != "ended" {
+		t.Errorf("a grouped err attribute changed the message: %q", e.msg)
+	}
+}
+
 func TestJournalEnabled(t *testing.T) {
 	logger, fj := newJournalLogger(slog.LevelWarn)
 	ctx := context.Background()

@@ -307,8 +307,14 @@ func (u *Updater) OfferUpdate(_ context.Context, offer *fleetapi.UpdateOffer) {
 // KioskReady records that the kiosk rendered its home screen.
 func (u *Updater) KioskReady() {
 	u.mu.Lock()
+	first := !u.kioskUp
 	u.kioskUp = true
 	u.mu.Unlock()
+	if first {
+		// Once per start: how long the screen took is what IT asks about
+		// a room that "stays black".
+		u.log.Info("the kiosk shows its home screen")
+	}
 	u.poke()
 }
 

@@ -15,13 +15,23 @@ import (
 // directory is created private (0700). On failure path is untouched and no
 // temporary file remains.
 func Write(path string, data []byte, perm os.FileMode) error {
-	if err := write(path, data, perm); err != nil {
+	if err := write(path, data, &perm); err != nil {
 		return fmt.Errorf("replace %s: %w", path, err)
 	}
 	return nil
 }
 
-func write(path string, data []byte, perm os.FileMode) error {
+// WriteKeepMode is Write without setting a mode, for file systems whose
+// modes come from their mount options: on FAT (the ESP) chmod by anyone but
+// the mount's owner fails, and would mean nothing anyway.
+func WriteKeepMode(path string, data []byte) error {
+	if err := write(path, data, nil); err != nil {
+		return fmt.Errorf("replace %s: %w", path, err)
+	}
+	return nil
+}
+
+func write(path string, data []byte, perm *os.FileMode) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
@@ -33,9 +43,11 @@ func write(path string, data []byte, perm os.FileMode) error {
 	tmp := f.Name()
 	defer func() { _ = os.Remove(tmp) }() // finds nothing after the rename
 	// Mode first: the data is never readable with the default mode.
-	if err := f.Chmod(perm); err != nil {
-		_ = f.Close()
-		return err
+	if perm != nil {
+		if err := f.Chmod(*perm); err != nil {
+			_ = f.Close()
+			return err
+		}
 	}
 	if _, err := f.Write(data); err != nil {
 		_ = f.Close()

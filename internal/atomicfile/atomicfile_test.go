@@ -59,3 +59,23 @@ func TestWriteFailureKeepsOld(t *testing.T) {
 		t.Errorf("a temporary file was left: %v", entries)
 	}
 }
+
+// TestWriteKeepModeSetsNoMode: the content is replaced and no mode is
+// asked for (the file keeps what creating it gave, 0600 under any umask);
+// on the ESP's FAT that is what lets a non-owner replace loader.conf.
+func TestWriteKeepModeSetsNoMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "loader.conf")
+	if err := os.WriteFile(path, []byte("default atrium-a.conf\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteKeepMode(path, []byte("default atrium-*\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != "default atrium-*\n" {
+		t.Fatalf("read back %q, %v", got, err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v (%v), want CreateTemp's 0600", fi.Mode().Perm(), err)
+	}
+}

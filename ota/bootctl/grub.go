@@ -230,8 +230,9 @@ func (g *GRUBEnv) store(env envBlock, st loaderState) error {
 	}
 	// A new file rather than GRUB's in-place rewrite: a power cut must
 	// leave the old block or the new one. GRUB finds the file again by
-	// name, so the changed inode does not matter to it.
-	return atomicfile.Write(g.path, data, 0o644)
+	// name, so the changed inode does not matter to it. grubenv usually
+	// lives on the ESP, whose FAT takes its modes from the mount.
+	return atomicfile.WriteKeepMode(g.path, data)
 }
 
 // Status implements [Control].

@@ -369,7 +369,9 @@ func (c *SystemdBoot) setDefault(v *espView, value string) error {
 	if bytes.Equal(conf, v.conf) {
 		return nil
 	}
-	if err := atomicfile.Write(c.confPath(), conf, 0o644); err != nil {
+	// The ESP is FAT: modes come from the mount, and chmod by roomd (not
+	// the mount's owner) fails.
+	if err := atomicfile.WriteKeepMode(c.confPath(), conf); err != nil {
 		return err
 	}
 	v.conf = conf

@@ -85,7 +85,8 @@ type Options struct {
 	Loader string
 	// DataDir, when set, is copied into the data file system
 	// (mkfs.ext4 -d), with its files' own times: give them fixed times
-	// for a reproducible image.
+	// for a reproducible image. The image's initramfs binds its state/
+	// to roomd's state directory (see rootfs/image).
 	DataDir string
 	// ModTime is the time stamped on files and file systems; 2020-01-01
 	// UTC when zero.

@@ -81,7 +81,8 @@ func TestBuildReal(t *testing.T) {
 		"/usr/lib/systemd/system/roomd.service", "/usr/lib/systemd/system/atrium-kiosk.service",
 		"/etc/systemd/system/multi-user.target.wants/roomd.service",
 		"/etc/polkit-1/rules.d/50-atrium.rules", "/etc/atrium/roomd.toml", UpdateRootPath,
-		"/var/lib/atrium", "/efi", "/boot/vmlinuz-" + m1.KernelRelease,
+		"/var/lib/atrium", "/data", "/efi", "/boot/vmlinuz-" + m1.KernelRelease,
+		DataScript, DataHook, "/usr/sbin/e2fsck",
 		"/etc/systemd/user/sockets.target.wants/pipewire-pulse.socket",
 		"/etc/systemd/system/multi-user.target.wants/NetworkManager.service",
 	} {
@@ -114,6 +115,12 @@ func TestBuildReal(t *testing.T) {
 	initrd := run(t, "zstd", "-dc", filepath.Join(out1, InitrdFile))
 	if !bytes.Contains(initrd, []byte("kernel/fs/squashfs/squashfs.ko")) {
 		t.Error("the initramfs has no squashfs module")
+	}
+	// And it has what the data partition and the writable /etc need.
+	for _, p := range []string{"scripts/local-bottom/atrium-data", "usr/sbin/e2fsck", "usr/sbin/mke2fs", "usr/sbin/blkid", "usr/bin/rm", "kernel/fs/overlayfs/overlay.ko", "kernel/fs/ext4/ext4.ko"} {
+		if !bytes.Contains(initrd, []byte(p)) {
+			t.Errorf("the initramfs lacks %s", p)
+		}
 	}
 }
 

@@ -18,6 +18,27 @@
 // stamp is the build time, files are written in sorted order, and nothing
 // of the build machine (host name, machine ID, logs) is left in the tree.
 //
+// The root is read-only; what the device writes lives on the disk's data
+// partition (GPT name "data", ext4). The initramfs (the overlay's
+// /etc/initramfs-tools/scripts/local-bottom/atrium-data, DataScript) checks
+// it with e2fsck, formats it when it holds no file system at all, and
+// mounts it at /data (DataMount), where
+//
+//	/data/state    is bound to /var/lib/atrium, roomd's state directory
+//	/data/os/etc   is the upper directory of an overlay on /etc, so that
+//	               hostname1, timedate1, NetworkManager and systemd's
+//	               machine-id-commit write through it and their settings
+//	               outlive a reboot and an update of the image
+//
+// A factory reset empties roomd's state directory, which removes the
+// marker state/.os-settings, and roomd exits with status 75, on which the
+// image's roomd.service drop-in reboots; without the marker that boot
+// drops os/, so /etc is the image's again and systemd makes a new machine
+// ID. A missing partition, or one that e2fsck cannot repair, is replaced
+// by a tmpfs for that boot: the room starts, forgets at the next boot, and
+// the kernel log (console, journal) says why; /run/atrium-data.status
+// holds the outcome.
+//
 // Building needs root (mmdebstrap, tar with owners, chroot). Every outside
 // program runs through a Runner, so that tests can record the commands.
 package image

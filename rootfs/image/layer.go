@@ -32,6 +32,17 @@ const (
 	// UnitDir and SysusersDir are the vendor directories of systemd.
 	UnitDir     = "/usr/lib/systemd/system"
 	SysusersDir = "/usr/lib/sysusers.d"
+	// DataMount is where the initramfs mounts the data partition (or a
+	// tmpfs in its place); StateDir is roomd's state directory, the
+	// partition's state/ bound there; the partition's os/etc is the
+	// upper directory of an overlay on /etc. See DataScript.
+	DataMount = "/data"
+	StateDir  = "/var/lib/atrium"
+	// DataScript (initramfs-tools, local-bottom) and DataHook (what it
+	// needs in the initramfs) come from the overlay; Apply checks they
+	// are there and executable, since the writable state depends on them.
+	DataScript = "/etc/initramfs-tools/scripts/local-bottom/atrium-data"
+	DataHook   = "/etc/initramfs-tools/hooks/atrium-data"
 )
 
 // Layer is what Atrium lays over the Debian base.
@@ -142,8 +153,12 @@ func (l Layer) Apply(tree string) error {
 		return err
 	}
 
-	// A read-only root: systemd gives an empty machine-id a transient ID
-	// at every boot; the host name is set by roomd through hostname1.
+	// An empty machine-id: at the first boot systemd makes one, and
+	// systemd-machine-id-commit writes it to /etc, which the initramfs
+	// (DataScript) made writable with an overlay on the data partition;
+	// a factory reset drops that overlay, so the next boot makes a new
+	// one. The host name is the image's default until roomd sets one
+	// through hostname1 (kept in the same overlay).
 	if err := w.write("/etc/machine-id", nil, 0o444); err != nil {
 		return err
 	}
@@ -156,14 +171,23 @@ func (l Layer) Apply(tree string) error {
 	if err := w.symlink("../run/NetworkManager/resolv.conf", "/etc/resolv.conf"); err != nil {
 		return err
 	}
-	// Mount points: the data partition, and the ESP (systemd-gpt-auto
-	// mounts it at an empty /efi).
+	// Mount points: the data partition, roomd's state directory on it,
+	// and the ESP (fstab mounts it at an empty /efi).
 	for _, d := range []struct {
 		p    string
 		mode os.FileMode
-	}{{"/var/lib/atrium", 0o755}, {"/efi", 0o700}} {
+	}{{DataMount, 0o755}, {StateDir, 0o755}, {"/efi", 0o700}} {
 		if err := w.mkdir(d.p, d.mode); err != nil {
 			return err
+		}
+	}
+	for _, p := range []string{DataScript, DataHook} {
+		fi, err := os.Lstat(w.path(p))
+		if err != nil {
+			return fmt.Errorf("writable state: %w", err)
+		}
+		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			return fmt.Errorf("writable state: %s is not an executable file (%v): initramfs-tools would skip it", p, fi.Mode())
 		}
 	}
 	return nil

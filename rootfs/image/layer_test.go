@@ -113,15 +113,19 @@ func TestApplyFilesModesOwners(t *testing.T) {
 		{"/etc/polkit-1/rules.d/50-atrium.rules", 0o644, "polkit.addRule"},
 		{"/etc/atrium/roomd.toml", 0o644, `boot = "systemd-boot"`},
 		{"/etc/initramfs-tools/modules", 0o644, "squashfs"},
-		{"/etc/fstab", 0o644, "PARTLABEL=data  /var/lib/atrium  ext4"},
+		{"/etc/fstab", 0o644, "tmpfs           /var/lib/systemd tmpfs"},
+		{"/etc/initramfs-tools/scripts/local-bottom/atrium-data", 0o755, `upperdir=$DATA/os/etc,workdir=$DATA/os/work`},
+		{"/etc/initramfs-tools/hooks/atrium-data", 0o755, "copy_exec /sbin/e2fsck /sbin"},
 		{"/etc/systemd/journald.conf.d/50-atrium.conf", 0o644, "Storage=volatile"},
 		{"/usr/share/atrium/update-root.json", 0o644, `"_type":"root"`},
 		{"/usr/share/atrium/build-time", 0o644, "2026-11-21T12:00:00Z"},
 		{"/usr/lib/clock-epoch", 0o644, ""},
 		{"/etc/machine-id", 0o444, ""},
 		{"/etc/hostname", 0o644, "atrium"},
-		{"/etc/udev/rules.d/60-atrium-slots.rules", 0o644, `ENV{ID_PART_ENTRY_NAME}=="root-a|root-b", GROUP="atrium"`},
+		{"/etc/udev/rules.d/70-atrium-slots.rules", 0o644, `ENV{ID_PART_ENTRY_NAME}=="root-a|root-b", GROUP="atrium"`},
 		{"/usr/lib/systemd/system/roomd.service.d/50-atrium-image.conf", 0o644, "ReadWritePaths=/efi"},
+		{"/usr/lib/systemd/system/roomd.service.d/50-atrium-image.conf", 0o644, `ExecStopPost=+/bin/sh -c 'if [ "$$EXIT_STATUS" = 75 ]; then`},
+		{"/usr/lib/systemd/system/roomd.service.d/50-atrium-image.conf", 0o644, "StartLimitAction=reboot"},
 	} {
 		fi, err := os.Lstat(filepath.Join(tree, c.path))
 		if err != nil {
@@ -139,12 +143,12 @@ func TestApplyFilesModesOwners(t *testing.T) {
 		}
 	}
 	if got := readTree(t, tree, "/etc/machine-id"); got != "" {
-		t.Errorf("/etc/machine-id = %q, want empty (systemd gives a read-only root a transient ID)", got)
+		t.Errorf("/etc/machine-id = %q, want empty (systemd makes the ID at the first boot)", got)
 	}
 	for _, d := range []struct {
 		path string
 		mode os.FileMode
-	}{{"/var/lib/atrium", 0o755}, {"/efi", 0o700}} {
+	}{{"/data", 0o755}, {"/var/lib/atrium", 0o755}, {"/efi", 0o700}} {
 		fi, err := os.Lstat(filepath.Join(tree, d.path))
 		if err != nil || !fi.IsDir() || fi.Mode().Perm() != d.mode {
 			t.Errorf("mount point %s: %v %v, want directory %v", d.path, fi, err, d.mode)

@@ -1,7 +1,6 @@
 package ota_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -65,16 +63,8 @@ func newWorld(t *testing.T) *world {
 	// The room reaches fleetd through a link the test can slow down.
 	w.proxy = fleettest.StartProxy(t, "127.0.0.1"+strings.TrimPrefix(w.fleet.DeviceURL, "https://localhost"))
 	w.con = w.fleet.Login()
-	var node console.Node
-	w.must(w.con.Do(http.MethodPost, "/api/v1/orgs", map[string]string{"name": "Acme"}, &node), http.StatusCreated, "create org")
-	w.orgID = node.ID
-	w.must(w.con.Do(http.MethodPost, "/api/v1/orgs/"+w.orgID+"/sites", map[string]string{"name": "Head office"}, &node), http.StatusCreated, "create site")
-	w.siteID = node.ID
-	w.must(w.con.Do(http.MethodPost, "/api/v1/sites/"+w.siteID+"/rooms", map[string]string{"name": "Lab 4"}, &node), http.StatusCreated, "create room")
-	var nc console.NewCode
-	w.must(w.con.Do(http.MethodPost, "/api/v1/enrollment-codes", map[string]any{"roomId": node.ID, "lifetimeMinutes": 60}, &nc),
-		http.StatusCreated, "create code")
-	w.code = nc.Code
+	room := w.fleet.NewRoom(w.con, "Acme", "Head office", "Lab 4")
+	w.orgID, w.siteID, w.code = room.OrgID, room.SiteID, room.Code
 
 	// The disk: slot A holds the image the room shipped with, slot B is
 	// empty. os-release says which version that image is.
@@ -112,14 +102,7 @@ func (w *world) must(status, want int, what string) {
 // release runs `fleetd release ARGS…` and returns its standard output.
 func (w *world) release(args ...string) string {
 	w.t.Helper()
-	cmd := exec.Command(w.fleetdBin, append([]string{"release"}, args...)...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		w.t.Fatalf("fleetd release %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-	}
-	return string(out)
+	return fleettest.Release(w.t, w.fleetdBin, args...)
 }
 
 // publish makes an image of size bytes for version and publishes it.
@@ -210,34 +193,12 @@ func (w *world) reboot(timeout time.Duration) {
 
 func (w *world) rollout(target string) console.RolloutView {
 	w.t.Helper()
-	var rv console.RolloutView
-	w.must(w.con.Do(http.MethodPost, "/api/v1/rollouts", map[string]any{
-		"orgId": w.orgID, "target": target, "rings": []rollout.Ring{{Name: "everyone", Percent: 100}},
-		"failureThreshold": 50, "soakMinutes": 0, "immediate": true,
-	}, &rv), http.StatusCreated, "create rollout of "+target)
-	return rv
-}
-
-func (w *world) rolloutDetail(id string) console.RolloutDetail {
-	w.t.Helper()
-	var rd console.RolloutDetail
-	w.must(w.con.Do(http.MethodGet, "/api/v1/rollouts/"+id, nil, &rd), http.StatusOK, "rollout "+id)
-	return rd
+	return w.fleet.Rollout(w.con, w.orgID, target)
 }
 
 func (w *world) waitRollout(id, state string, timeout time.Duration) console.RolloutDetail {
 	w.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		rd := w.rolloutDetail(id)
-		if rd.Rollout.State == state {
-			return rd
-		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("rollout %s: %s (%s), want %s within %s; devices %+v\n--- fleetd ---\n%s", id, rd.Rollout.State, rd.Rollout.Reason, state, timeout, rd.Devices, w.fleet.Log())
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+	return w.fleet.WaitRollout(w.con, id, state, timeout)
 }
 
 func (w *world) device() console.DeviceDetail {
