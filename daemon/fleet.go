@@ -70,9 +70,10 @@ func (s *System) newFleet(ctx context.Context) error {
 		root = os.DirFS("/")
 	}
 	cmdline, err := fs.ReadFile(root, "proc/cmdline")
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		// A sandbox that hides it (systemd's ProcSubset=pid) would make a
-		// factory image's room never enroll, without a word.
+	if err != nil {
+		// Linux always has it: missing means a sandbox hides it (systemd's
+		// ProcSubset=pid), and a factory image's room would never enroll,
+		// without a word.
 		log.Warn("kernel command line unreadable: fleet settings there are ignored", "err", err)
 	}
 	fc := fleetSetup(s.Config.Fleet, string(cmdline))

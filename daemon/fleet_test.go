@@ -21,6 +21,7 @@ import (
 	"github.com/atriumroom/atrium/daemon/logging"
 	"github.com/atriumroom/atrium/provisioning/fleetapi"
 	"github.com/atriumroom/atrium/provisioning/osconfig"
+	"github.com/atriumroom/atrium/test/syncbuf"
 )
 
 // fakeOS stands for hostname1, timedate1 and login1; refuse makes one
@@ -484,6 +485,17 @@ func TestMeetingHoldsTheInhibitorLock(t *testing.T) {
 	eventually(t, "the lock released", func() bool { return os.calledWith("Release") == 1 })
 	if err := r.sys.rebootRoom(context.Background()); err != nil || os.calledWith("Reboot") != 1 {
 		t.Errorf("reboot after the meeting: %v", err)
+	}
+}
+
+// A sandbox hiding /proc/cmdline is said in the log: the factory image's
+// fleet settings live there.
+func TestHiddenKernelCommandLineIsLogged(t *testing.T) {
+	logs := &syncbuf.Buffer{}
+	r := startWith(t, testConfig(t), Deps{Logger: slog.New(slog.NewTextHandler(logs, nil)), Version: "test", Root: fstest.MapFS{}})
+	defer r.stop(t)
+	if !strings.Contains(logs.String(), "kernel command line unreadable") {
+		t.Fatalf("no warning about /proc/cmdline in:\n%s", logs)
 	}
 }
 

@@ -26,6 +26,20 @@ func openTestCamera(t *testing.T, sys *fakeSystem, clock Clock) (*Driver, *Camer
 	return d, devs[0].(*Camera)
 }
 
+// openVividStream opens the first mode of one fake vivid camera.
+func openVividStream(t *testing.T, ctx context.Context) (*fakeSystem, *fakeDev, *Driver, hal.VideoStream) {
+	t.Helper()
+	sys := newFakeSystem(t)
+	dev := yuyvCamera(t, "vivid", "vivid", "platform:vivid-000")
+	sys.addNode("video0", "vivid-000-vid-cap", "platform/vivid.0", dev)
+	d, cam := openTestCamera(t, sys, nil)
+	s, err := cam.Open(ctx, cam.Modes()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sys, dev, d, s
+}
+
 // readAsync starts a ReadFrame and returns where its result arrives.
 func readAsync(ctx context.Context, s hal.VideoStream, wg *sync.WaitGroup) <-chan frameResult {
 	ch := make(chan frameResult, 1)
@@ -161,14 +175,7 @@ func TestSequenceWraps(t *testing.T) {
 func TestReadFrameHonoursContextAndClose(t *testing.T) {
 	checkLeaks(t)
 	ctx := testContext(t)
-	sys := newFakeSystem(t)
-	dev := yuyvCamera(t, "vivid", "vivid", "platform:vivid-000")
-	sys.addNode("video0", "vivid-000-vid-cap", "platform/vivid.0", dev)
-	_, cam := openTestCamera(t, sys, nil)
-	s, err := cam.Open(ctx, cam.Modes()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dev, _, s := openVividStream(t, ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 
@@ -210,14 +217,7 @@ func TestReadFrameHonoursContextAndClose(t *testing.T) {
 func TestUnplugWhileStreaming(t *testing.T) {
 	checkLeaks(t)
 	ctx := testContext(t)
-	sys := newFakeSystem(t)
-	dev := yuyvCamera(t, "vivid", "vivid", "platform:vivid-000")
-	sys.addNode("video0", "vivid-000-vid-cap", "platform/vivid.0", dev)
-	d, cam := openTestCamera(t, sys, nil)
-	s, err := cam.Open(ctx, cam.Modes()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	sys, dev, d, s := openVividStream(t, ctx)
 	defer s.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -257,14 +257,7 @@ func TestUnplugWhileStreaming(t *testing.T) {
 func TestPollErrorWithoutCause(t *testing.T) {
 	checkLeaks(t)
 	ctx := testContext(t)
-	sys := newFakeSystem(t)
-	dev := yuyvCamera(t, "vivid", "vivid", "platform:vivid-000")
-	sys.addNode("video0", "vivid-000-vid-cap", "platform/vivid.0", dev)
-	_, cam := openTestCamera(t, sys, nil)
-	s, err := cam.Open(ctx, cam.Modes()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, dev, _, s := openVividStream(t, ctx)
 	defer s.Close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -282,7 +275,7 @@ func TestPollErrorWithoutCause(t *testing.T) {
 	dev.mu.Lock()
 	dev.pollErrs = maxSpuriousPollErr + 1
 	dev.mu.Unlock()
-	_, err = s.ReadFrame(ctx)
+	_, err := s.ReadFrame(ctx)
 	if err == nil || !strings.Contains(err.Error(), "poll keeps reporting 0x8") || errors.Is(err, hal.ErrUnplugged) {
 		t.Fatalf("ReadFrame under a persistent POLLERR: %v", err)
 	}

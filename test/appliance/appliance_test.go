@@ -167,14 +167,9 @@ func (w *world) publish(dir, version string) string {
 	w.t.Helper()
 	start := time.Now()
 	w.release("add", "-repo", w.repo, "-keys", w.keys, "-image", filepath.Join(dir, image.RootfsFile), "-version", version,
-		"-security-version", "1", "-hardware", hardware, "-build-time", readBuildTime(w.t, dir))
+		"-security-version", "1", "-hardware", hardware, "-build-time", readManifest(w.t, dir).BuildTime)
 	w.t.Logf("release %s published in %.1f s", version, time.Since(start).Seconds())
 	return "atrium-" + version + ".img"
-}
-
-func readBuildTime(t testing.TB, dir string) string {
-	m := readManifest(t, dir)
-	return m.BuildTime
 }
 
 func readManifest(t testing.TB, dir string) image.Manifest {
