@@ -53,7 +53,11 @@ type Update struct {
 	// atrium-arm64).
 	Hardware string `toml:"hardware"`
 	// Boot is the boot loader: systemd-boot, grub, or file (a JSON file
-	// that plays the firmware's part, for development and tests).
+	// that plays the firmware's part, for development and tests). With
+	// systemd-boot an update also copies the kernel and initramfs inside
+	// the new (squashfs) image to the ESP, where the slot's entry loads
+	// them (ota/bootfiles). With grub nothing is copied: the images
+	// Atrium builds boot with systemd-boot.
 	Boot string `toml:"boot"`
 	// BootFile is the file loader's state; empty is <state_dir>/boot.json.
 	BootFile string `toml:"boot_file"`

@@ -35,6 +35,7 @@ import (
 	"github.com/atriumroom/atrium/daemon/config"
 	"github.com/atriumroom/atrium/internal/atomicfile"
 	"github.com/atriumroom/atrium/ota/bootctl"
+	"github.com/atriumroom/atrium/ota/bootfiles"
 	"github.com/atriumroom/atrium/ota/engine"
 	"github.com/atriumroom/atrium/ota/install"
 	"github.com/atriumroom/atrium/ota/install/blockdev"
@@ -182,9 +183,19 @@ func New(o Options) (*Updater, error) {
 	if u.boot, u.fileBoot, err = openBootControl(cfg, o.StateDir, u.log); err != nil {
 		return nil, err
 	}
+	var stager engine.BootFileStager
+	if sb, ok := u.boot.(*bootctl.SystemdBoot); ok {
+		// systemd-boot loads each slot's kernel from the ESP; the
+		// image carries its own, which the update copies there.
+		if stager, err = bootfiles.New(bootfiles.Config{
+			Extractor: bootfiles.Unsquashfs{}, SlotImage: slotPath(cfg), Destination: sb.BootFiles, Logger: u.log, Now: u.now,
+		}); err != nil {
+			return nil, fmt.Errorf("update: %w", err)
+		}
+	}
 	u.engine, err = engine.New(engine.Options{
 		StatePath: filepath.Join(u.dir, "engine.json"), Boot: u.boot, Installer: fleetInstaller{u}, OpenSlot: slotOpener(cfg),
-		Logger: u.log, Now: u.now, Tries: cfg.Tries,
+		BootFiles: stager, Logger: u.log, Now: u.now, Tries: cfg.Tries,
 	})
 	if errors.Is(err, engine.ErrCorruptState) {
 		// The engine starts idle and says so; updates go on.
@@ -224,13 +235,25 @@ func openBootControl(cfg config.Update, stateDir string, log *slog.Logger) (boot
 	}
 }
 
+// slotPath returns the configured device (or file) of a slot.
+func slotPath(cfg config.Update) func(bootctl.Slot) (string, error) {
+	return func(s bootctl.Slot) (string, error) {
+		path := map[bootctl.Slot]string{bootctl.SlotA: cfg.SlotA, bootctl.SlotB: cfg.SlotB}[s]
+		if path == "" {
+			return "", fmt.Errorf("slot %q: %w", s, bootctl.ErrUnknownSlot)
+		}
+		return path, nil
+	}
+}
+
 // slotOpener opens the configured slots: block devices, or partition
 // image files in file mode.
 func slotOpener(cfg config.Update) engine.SlotOpener {
+	paths := slotPath(cfg)
 	return func(_ context.Context, s bootctl.Slot) (engine.SlotDevice, error) {
-		path := map[bootctl.Slot]string{bootctl.SlotA: cfg.SlotA, bootctl.SlotB: cfg.SlotB}[s]
-		if path == "" {
-			return nil, fmt.Errorf("open slot %q: %w", s, bootctl.ErrUnknownSlot)
+		path, err := paths(s)
+		if err != nil {
+			return nil, fmt.Errorf("open %w", err)
 		}
 		f, err := blockdev.Open(path)
 		if err != nil {

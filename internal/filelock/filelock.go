@@ -45,3 +45,23 @@ func Lock(ctx context.Context, path string, poll time.Duration, waiting func()) 
 		}
 	}
 }
+
+// TryLock takes an exclusive flock on path (created if need be) without
+// waiting: held is false, and unlock nil, when someone else holds it.
+func TryLock(path string) (unlock func(), held bool, err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, false, fmt.Errorf("open lock %s: %w", path, err)
+	}
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	switch {
+	case err == nil:
+		return func() { f.Close() }, true, nil
+	case errors.Is(err, syscall.EWOULDBLOCK):
+		f.Close()
+		return nil, false, nil
+	default:
+		f.Close()
+		return nil, false, fmt.Errorf("lock %s: %w", path, err)
+	}
+}

@@ -37,3 +37,23 @@ func TestLockBadPath(t *testing.T) {
 		t.Fatal("Lock in a missing directory succeeded")
 	}
 }
+
+func TestTryLock(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "lock")
+	unlock, held, err := TryLock(path)
+	if err != nil || !held {
+		t.Fatalf("TryLock of a free lock: held %v, %v", held, err)
+	}
+	if u, held, err := TryLock(path); err != nil || held || u != nil {
+		t.Fatalf("TryLock of a held lock: held %v, %v", held, err)
+	}
+	unlock()
+	unlock2, held, err := TryLock(path)
+	if err != nil || !held {
+		t.Fatalf("TryLock after unlock: held %v, %v", held, err)
+	}
+	unlock2()
+	if _, _, err := TryLock(filepath.Join(t.TempDir(), "missing", "lock")); err == nil {
+		t.Fatal("TryLock in a missing directory succeeded")
+	}
+}

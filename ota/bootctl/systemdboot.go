@@ -496,3 +496,67 @@ func (c *SystemdBoot) Reject(ctx context.Context, s Slot) error {
 		return c.setDefault(v, plainName(st.Default))
 	})
 }
+
+// BootFiles are where a slot's boot entry loads its kernel and initramfs
+// from: absolute paths under the ESP.
+type BootFiles struct {
+	Kernel string
+	Initrd string
+}
+
+// BootFiles reads s's entry and returns the files its "linux" and (first)
+// "initrd" lines name. An update copies the new image's kernel and
+// initramfs there before TryNext, so the layout on the ESP stays the
+// entry's business (rootfs/disk writes it). A path that is missing, or
+// that would leave the ESP, is ErrCorrupt.
+func (c *SystemdBoot) BootFiles(ctx context.Context, s Slot) (BootFiles, error) {
+	if _, err := ParseSlot(string(s)); err != nil {
+		return BootFiles{}, fmt.Errorf("boot files: %w", err)
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	v, err := c.read(ctx)
+	if err != nil {
+		return BootFiles{}, fmt.Errorf("boot files of slot %s: %w", s, err)
+	}
+	e, ok := v.entries[s]
+	if !ok {
+		return BootFiles{}, fmt.Errorf("boot files of slot %s: %w", s, ErrNoEntry)
+	}
+	path := filepath.Join(c.entriesDir(), e.name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return BootFiles{}, fmt.Errorf("boot files of slot %s: %w", s, err)
+	}
+	var bf BootFiles
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		key, val := confKey(sc.Text())
+		switch {
+		case key == "linux" && bf.Kernel == "":
+			bf.Kernel, err = c.espPath(val)
+		case key == "initrd" && bf.Initrd == "":
+			bf.Initrd, err = c.espPath(val)
+		}
+		if err != nil {
+			return BootFiles{}, fmt.Errorf("boot files of slot %s: %s: %w: %w", s, path, ErrCorrupt, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return BootFiles{}, fmt.Errorf("boot files of slot %s: %s: %w", s, path, err)
+	}
+	if bf.Kernel == "" || bf.Initrd == "" {
+		return BootFiles{}, fmt.Errorf("boot files of slot %s: %s: %w: want a linux and an initrd line", s, path, ErrCorrupt)
+	}
+	return bf, nil
+}
+
+// espPath turns an entry's path (relative to the ESP's root, "/" or "\"
+// separated) into an absolute path under the ESP.
+func (c *SystemdBoot) espPath(p string) (string, error) {
+	rel := strings.TrimLeft(strings.ReplaceAll(p, `\`, "/"), "/")
+	if rel == "" || !filepath.IsLocal(rel) {
+		return "", fmt.Errorf("path %q is not a file on the ESP", p)
+	}
+	return filepath.Join(c.esp, rel), nil
+}

@@ -290,3 +290,39 @@ func TestFileControlConstructor(t *testing.T) {
 	}
 	wantStatus(t, fc, Status{Booted: SlotB, Default: SlotB})
 }
+
+// TestSystemdBootBootFiles reads the kernel and initramfs paths from the
+// slot's entry, whatever its boot-counting name, and refuses entries that
+// lack them or point off the ESP.
+func TestSystemdBootBootFiles(t *testing.T) {
+	ctx := context.Background()
+	esp, c, sel := newESP(t, "atrium-a.conf", "atrium-a.conf", "atrium-try-b+2-1.conf")
+	sel.set("atrium-a.conf")
+	writeFile("loader/entries/atrium-try-b+2-1.conf",
+		"title Atrium (b)\nlinux /atrium/b/vmlinuz\ninitrd \\atrium\\b\\initrd.img\ninitrd /extra.img\noptions root=PARTLABEL=root-b\n")(t, esp)
+	got, err := c.BootFiles(ctx, SlotB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := BootFiles{Kernel: filepath.Join(esp, "atrium/b/vmlinuz"), Initrd: filepath.Join(esp, "atrium/b/initrd.img")}
+	if got != want {
+		t.Fatalf("boot files of b: %+v, want %+v", got, want)
+	}
+	for name, entry := range map[string]string{
+		"no initrd":   "linux /atrium/a/vmlinuz\n",
+		"no kernel":   "initrd /atrium/a/initrd.img\n",
+		"off the ESP": "linux /../../etc/passwd\ninitrd /atrium/a/initrd.img\n",
+		"empty path":  "linux /\ninitrd /atrium/a/initrd.img\n",
+	} {
+		writeFile("loader/entries/atrium-a.conf", entry)(t, esp)
+		if _, err := c.BootFiles(ctx, SlotA); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: %v, want ErrCorrupt", name, err)
+		}
+	}
+	if err := os.Remove(filepath.Join(esp, "loader/entries/atrium-a.conf")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.BootFiles(ctx, SlotA); !errors.Is(err, ErrNoEntry) {
+		t.Errorf("slot without an entry: %v, want ErrNoEntry", err)
+	}
+}

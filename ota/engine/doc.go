@@ -22,7 +22,9 @@
 //
 // "downloading" covers download, write and read-back verification in one
 // streaming step (package install never stages the image); "installing" is
-// arming the boot loader (TryNext) once the slot is verified.
+// copying the slot's kernel and initramfs to where the loader reads them
+// (Options.BootFiles, for systemd-boot) and then arming the boot loader
+// (TryNext), once the slot is verified.
 //
 // A version that failed to boot or failed the health gate joins the
 // never-retry set; committing raises the security-version floor to the

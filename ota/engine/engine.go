@@ -33,6 +33,12 @@ type Installer interface {
 	Install(ctx context.Context, dev install.Device, t install.Target, from install.Progress, persist func(install.Progress) error) error
 }
 
+// BootFileStager puts the kernel and initramfs of a written slot where
+// the loader loads them for that slot; *bootfiles.Stager provides it.
+type BootFileStager interface {
+	Stage(ctx context.Context, s bootctl.Slot) error
+}
+
 // SlotDevice is an opened slot: the installer's device plus Close.
 type SlotDevice interface {
 	install.Device
@@ -55,6 +61,10 @@ type Options struct {
 	Boot      BootControl
 	Installer Installer
 	OpenSlot  SlotOpener
+	// BootFiles, when set, stages the new slot's kernel and initramfs
+	// before the loader is armed (systemd-boot loads them from the ESP);
+	// nil where nothing is to be copied (file mode).
+	BootFiles BootFileStager
 	Logger    *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
@@ -74,6 +84,7 @@ type Engine struct {
 	boot        BootControl
 	inst        Installer
 	open        SlotOpener
+	bootFiles   BootFileStager
 	log         *slog.Logger
 	now         func() time.Time
 	tries       int
@@ -116,7 +127,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		path: opts.StatePath, boot: opts.Boot, inst: opts.Installer, open: opts.OpenSlot,
-		log: opts.Logger, now: opts.Now, tries: opts.Tries, maxAttempts: opts.MaxAttempts,
+		bootFiles: opts.BootFiles, log: opts.Logger, now: opts.Now, tries: opts.Tries, maxAttempts: opts.MaxAttempts,
 		write: atomicfile.Write,
 	}
 	if e.log == nil {
@@ -317,7 +328,15 @@ func (e *Engine) Step(ctx context.Context) (State, error) {
 	case StateDownloading:
 		err = e.download(ctx, r)
 	case StateInstalling:
-		// TryNext is idempotent: after a crash it simply re-arms.
+		// Staging and TryNext are idempotent: after a crash they are
+		// simply done again. A staging failure (an ESP that is full, an
+		// image without its kernel) counts as a failed attempt.
+		if e.bootFiles != nil {
+			if serr := e.bootFiles.Stage(ctx, r.Slot); serr != nil {
+				err = e.installFailed(ctx, r, fmt.Errorf("stage the kernel of slot %s: %w", r.Slot, serr))
+				break
+			}
+		}
 		if err = e.boot.TryNext(ctx, r.Slot, e.tries); err != nil {
 			err = fmt.Errorf("arm slot %s: %w", r.Slot, err)
 			break

@@ -505,3 +505,50 @@ func TestOfferSafeSlot(t *testing.T) {
 		t.Fatal("good slot opened")
 	}
 }
+
+// stagerFunc adapts a function to BootFileStager.
+type stagerFunc func(ctx context.Context, s bootctl.Slot) error
+
+func (f stagerFunc) Stage(ctx context.Context, s bootctl.Slot) error { return f(ctx, s) }
+
+// TestBootFilesStagedBeforeArming: the new slot's kernel is staged once
+// the slot holds the whole verified image and before the loader is armed;
+// a staging failure counts as a failed attempt and arms nothing, and the
+// next Step stages again.
+func TestBootFilesStagedBeforeArming(t *testing.T) {
+	ctx := t.Context()
+	r := newRig(t)
+	var staged []bootctl.Slot
+	fail := errors.New("ESP full")
+	r.bootFiles = stagerFunc(func(ctx context.Context, s bootctl.Slot) error {
+		if !bytes.Equal(r.devs[s].bytes()[:len(r.image)], r.image) {
+			t.Errorf("slot %s staged before it held the image", s)
+		}
+		if st := r.status(ctx); st.Trying != "" {
+			t.Errorf("staged with the loader already armed: %+v", st)
+		}
+		staged = append(staged, s)
+		return fail
+	})
+	e := r.mustOpen()
+	if err := e.Offer(ctx, r.target); err != nil {
+		t.Fatal(err)
+	}
+	step(t, ctx, e, StateDownloading)
+	step(t, ctx, e, StateInstalling)
+	s, err := e.Step(ctx)
+	if !errors.Is(err, fail) || s != StateInstalling || e.Record().Attempts != 1 {
+		t.Fatalf("staging failed: Step = %s, %v, attempts %d; want installing, ESP full, 1", s, err, e.Record().Attempts)
+	}
+	if st := r.status(ctx); st.Trying != "" {
+		t.Fatalf("a failed staging armed the loader: %+v", st)
+	}
+	fail = nil
+	step(t, ctx, e, StateRebooting)
+	if !slices.Equal(staged, []bootctl.Slot{bootctl.SlotB, bootctl.SlotB}) {
+		t.Fatalf("staged %v, want slot b twice", staged)
+	}
+	if st := r.status(ctx); st.Trying != bootctl.SlotB {
+		t.Fatalf("after staging the loader is %+v, want b on trial", st)
+	}
+}

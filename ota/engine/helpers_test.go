@@ -104,6 +104,8 @@ type rig struct {
 	// newBoots counts boots of slot b, the new one, in drive.
 	newBoots int
 	reqs     *reqLog
+	// bootFiles is the engine's stager (nil: none).
+	bootFiles BootFileStager
 	// restartOnly makes drive treat a crash as a process restart
 	// rather than a power cut (no reboot).
 	restartOnly bool
@@ -168,6 +170,7 @@ func (r *rig) statePath() string { return filepath.Join(r.dir, "update.json") }
 func (r *rig) open(w func(string, []byte, os.FileMode) error) (*Engine, error) {
 	e, err := New(Options{
 		StatePath: r.statePath(), Boot: r.fc, Installer: r.inst, Now: r.now, Tries: r.tries,
+		BootFiles: r.bootFiles,
 		OpenSlot: func(_ context.Context, s bootctl.Slot) (SlotDevice, error) {
 			d := r.devs[s]
 			d.mu.Lock()

@@ -19,7 +19,10 @@
 //
 // which is the layout ota/bootctl.SystemdBoot expects: the entries carry no
 // "version" or "sort-key" field, so systemd-boot orders them by file name
-// alone, as bootctl's boot counting relies on.
+// alone, as bootctl's boot counting relies on. A factory disk holds one
+// image in both slots; an update later replaces a slot's kernel and
+// initramfs on the ESP with the ones its new image carries (ota/bootfiles),
+// at the paths the slot's entry names.
 //
 // The same inputs give the same bytes: the disk and partition GUIDs and the
 // FAT volume serial are derived from Options.Version, FAT file times and

@@ -14,7 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/atriumroom/atrium/ota/bootfiles"
 )
 
 // Names of the files in the output directory (the contract with
@@ -83,7 +86,8 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	unlockCache := sync.OnceFunc(unlock)
+	defer unlockCache()
 	if err := removeStaleTrees(o.CacheDir, o.Logger); err != nil {
 		return nil, err
 	}
@@ -94,11 +98,11 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	if err := removeOldBases(o.CacheDir, tarball, o.Logger); err != nil {
 		return nil, err
 	}
-	work, err := os.MkdirTemp(o.CacheDir, "tree-")
+	work, removeTree, err := newTree(o.CacheDir)
 	if err != nil {
-		return nil, fmt.Errorf("image build: scratch directory: %w", err)
+		return nil, err
 	}
-	defer os.RemoveAll(work)
+	defer removeTree()
 	tree := filepath.Join(work, "root")
 	if err := os.Mkdir(tree, 0o755); err != nil {
 		return nil, fmt.Errorf("image build: %w", err)
@@ -106,6 +110,8 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	if _, err := o.Runner.Run(ctx, Cmd{Name: "tar", Args: []string{"--extract", "--file", tarball, "--directory", tree, "--numeric-owner", "--same-permissions", "--xattrs", "--xattrs-include=*"}}); err != nil {
 		return nil, fmt.Errorf("extract base %s: %w", tarball, err)
 	}
+	// The base is read: another build may now take the cache.
+	unlockCache()
 	o.Logger.Info("image: base extracted", "seconds", time.Since(start).Seconds())
 	if err := o.Layer.Apply(tree); err != nil {
 		return nil, fmt.Errorf("atrium layer: %w", err)
@@ -184,7 +190,9 @@ func Finish(ctx context.Context, r Runner, tree string, buildTime time.Time) err
 }
 
 // ExportKernel copies the tree's one kernel and its initramfs to out as
-// vmlinuz and initrd.img and returns the kernel release.
+// vmlinuz and initrd.img, hard-links them in the tree at the fixed names
+// an update copies them from (bootfiles.KernelPath and InitrdPath; a link
+// costs nothing in the squashfs), and returns the kernel release.
 func ExportKernel(tree, out string) (string, error) {
 	kernels, err := filepath.Glob(filepath.Join(tree, "boot", "vmlinuz-*"))
 	if err != nil {
@@ -194,12 +202,19 @@ func ExportKernel(tree, out string) (string, error) {
 		return "", fmt.Errorf("export kernel: want one /boot/vmlinuz-* in the tree, found %d", len(kernels))
 	}
 	release := strings.TrimPrefix(filepath.Base(kernels[0]), "vmlinuz-")
-	for _, f := range []struct{ src, dst string }{
-		{kernels[0], KernelFile},
-		{filepath.Join(tree, "boot", "initrd.img-"+release), InitrdFile},
+	for _, f := range []struct{ src, dst, link string }{
+		{kernels[0], KernelFile, bootfiles.KernelPath},
+		{filepath.Join(tree, "boot", "initrd.img-"+release), InitrdFile, bootfiles.InitrdPath},
 	} {
 		if err := copyOut(f.src, filepath.Join(out, f.dst)); err != nil {
 			return "", fmt.Errorf("export %s: %w", f.dst, err)
+		}
+		link := filepath.Join(tree, f.link)
+		if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("link %s: %w", f.link, err)
+		}
+		if err := os.Link(f.src, link); err != nil {
+			return "", fmt.Errorf("link %s: %w", f.link, err)
 		}
 	}
 	return release, nil

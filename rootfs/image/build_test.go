@@ -3,11 +3,15 @@ package image
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/atriumroom/atrium/ota/bootfiles"
 )
 
 func writeFile(t *testing.T, p, data string) {
@@ -136,6 +140,24 @@ func TestExportKernel(t *testing.T) {
 			t.Errorf("%s = %q, %v", name, got, err)
 		}
 	}
+	// The fixed names an update reads from the slot are the same files,
+	// also when exported a second time.
+	if _, err := ExportKernel(tree, out); err != nil {
+		t.Fatalf("ExportKernel again: %v", err)
+	}
+	for link, file := range map[string]string{bootfiles.KernelPath: "boot/vmlinuz-6.1.0-37-amd64", bootfiles.InitrdPath: "boot/initrd.img-6.1.0-37-amd64"} {
+		a, err := os.Stat(filepath.Join(tree, link))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.Stat(filepath.Join(tree, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !os.SameFile(a, b) {
+			t.Errorf("%s is not a hard link to %s", link, file)
+		}
+	}
 	writeFile(t, filepath.Join(tree, "boot/vmlinuz-6.1.0-38-amd64"), "kernel")
 	if _, err := ExportKernel(tree, out); err == nil {
 		t.Error("ExportKernel chose between two kernels")
@@ -177,14 +199,24 @@ func TestLockCache(t *testing.T) {
 	}
 	unlock2()
 
+	// A killed build's tree goes; a running build's (its lock held) stays.
 	writeFile(t, filepath.Join(dir, "tree-123", "root", "etc", "x"), "x")
 	writeFile(t, filepath.Join(dir, "base-bookworm-0123.tar"), "tar")
+	work, removeTree, err := newTree(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(work, "root", "etc", "x"), "x")
 	if err := removeStaleTrees(dir, discardLogger()); err != nil {
 		t.Fatal(err)
 	}
 	left, _ := filepath.Glob(filepath.Join(dir, "*"))
-	if len(left) != 2 { // the lock file and the base
+	if len(left) != 3 || !slices.Contains(left, work) { // the lock file, the base, the running build's tree
 		t.Errorf("after removeStaleTrees: %q", left)
+	}
+	removeTree()
+	if _, err := os.Stat(work); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the build's tree is still there after it ended: %v", err)
 	}
 
 	keep := filepath.Join(dir, "base-bookworm-4567.tar")

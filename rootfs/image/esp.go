@@ -18,9 +18,12 @@ const ESPLabel = "esp"
 // the atrium group (gid): roomd, running as atrium, moves systemd-boot's
 // entries there during an update. FAT has no owners, so the mount
 // options give them; systemd-gpt-auto-generator, which would mount it
-// root-only, steps aside for an fstab entry.
+// root-only, steps aside for an fstab entry. Pass 2: fsck.fat (dosfstools)
+// checks it at every boot, since a power cut while an update copies a
+// kernel there leaves it marked dirty and may leave lost clusters; nofail:
+// a room whose ESP cannot be mounted still starts, only updates fail.
 func ESPFstab(gid int) string {
-	return fmt.Sprintf("PARTLABEL=%s  /efi  vfat  uid=0,gid=%d,fmask=0117,dmask=0007,noexec,nosuid,nodev,nofail,x-systemd.device-timeout=30s  0  0\n", ESPLabel, gid)
+	return fmt.Sprintf("PARTLABEL=%s  /efi  vfat  uid=0,gid=%d,fmask=0117,dmask=0007,noexec,nosuid,nodev,nofail,x-systemd.device-timeout=30s  0  2\n", ESPLabel, gid)
 }
 
 // groupID looks a group up in an /etc/group file.

@@ -351,7 +351,7 @@ func TestFinishCommands(t *testing.T) {
 			t.Errorf("%s left in the tree: %v", p, err)
 		}
 	}
-	wantFstab := "# fstab\nPARTLABEL=esp  /efi  vfat  uid=0,gid=998,fmask=0117,dmask=0007,noexec,nosuid,nodev,nofail,x-systemd.device-timeout=30s  0  0\n"
+	wantFstab := "# fstab\nPARTLABEL=esp  /efi  vfat  uid=0,gid=998,fmask=0117,dmask=0007,noexec,nosuid,nodev,nofail,x-systemd.device-timeout=30s  0  2\n"
 	if got := readTree(t, tree, "/etc/fstab"); got != wantFstab {
 		t.Errorf("fstab:\n%s\nwant:\n%s", got, wantFstab)
 	}

@@ -41,10 +41,10 @@ func BenchmarkImage(b *testing.B) {
 	started := time.Now()
 
 	t0 := time.Now()
-	v1 := w.buildImage(ctx, "1.0.0", w.bins.roomd, 2*time.Hour)
+	v1 := w.buildImages(ctx, release{"1.0.0", w.bins.roomd, 2 * time.Hour})[0]
 	build1 := time.Since(t0)
 	m1 := readManifest(b, v1)
-	v2 := w.buildImage(ctx, "2.0.0", w.bins.roomd, time.Hour)
+	v2 := w.buildImages(ctx, release{"2.0.0", w.bins.roomd, time.Hour})[0]
 	m2 := readManifest(b, v2)
 	target := w.publish(v2, "2.0.0")
 	w.makeDisk(ctx, v1, "1.0.0")
