@@ -98,7 +98,7 @@ image: build
 test: deps lint unit
 
 # The appliance tier (test/appliance) runs on its own after the rest: it
-# builds three images and boots them in emulated VMs, longer than the
+# builds three images and boots them in emulated VMs, about as long as the
 # others' time limit, and the race detector has nothing to find in it.
 unit:
 	@mkdir -p $(ARTIFACTS)
