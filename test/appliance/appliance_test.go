@@ -132,13 +132,6 @@ func newWorld(t testing.TB) *world {
 	return w
 }
 
-func (w *world) must(status, want int, what string) {
-	w.t.Helper()
-	if status != want {
-		w.t.Fatalf("%s: HTTP %d, want %d\n--- fleetd ---\n%s", what, status, want, w.fleet.Log())
-	}
-}
-
 // release runs `fleetd release ARGS…` and returns its standard output.
 func (w *world) release(args ...string) string {
 	w.t.Helper()
@@ -335,7 +328,7 @@ func (w *world) checkBoot(slot, version, when string) {
 func (w *world) device() console.DeviceDetail {
 	w.t.Helper()
 	var dd console.DeviceDetail
-	w.must(w.con.Do(http.MethodGet, "/api/v1/devices/"+url.PathEscape(w.deviceID), nil, &dd), http.StatusOK, "device")
+	w.fleet.Must(w.con.Do(http.MethodGet, "/api/v1/devices/"+url.PathEscape(w.deviceID), nil, &dd), http.StatusOK, "device")
 	return dd
 }
 
@@ -346,7 +339,7 @@ func (w *world) waitDevice(timeout time.Duration, what string, cond func(console
 	for {
 		if w.deviceID == "" {
 			var list []console.DeviceView
-			w.must(w.con.Do(http.MethodGet, "/api/v1/devices", nil, &list), http.StatusOK, "list devices")
+			w.fleet.Must(w.con.Do(http.MethodGet, "/api/v1/devices", nil, &list), http.StatusOK, "list devices")
 			if len(list) > 1 {
 				w.t.Fatalf("the fleet has %d devices, want 1: %+v", len(list), list)
 			}
@@ -544,7 +537,7 @@ func TestAppliance(t *testing.T) {
 
 	// Resumed by someone, the rollout still does not make the room try
 	// 3.0.0 again.
-	w.must(w.con.Do(http.MethodPost, "/api/v1/rollouts/"+ro.ID+"/resume", nil, nil), http.StatusOK, "resume")
+	w.fleet.Must(w.con.Do(http.MethodPost, "/api/v1/rollouts/"+ro.ID+"/resume", nil, nil), http.StatusOK, "resume")
 	time.Sleep(8 * time.Second) // four check-ins
 	if dd := w.device(); dd.Update == nil || dd.Update.Status.State != fleetapi.UpdateRolledBack || dd.Update.Status.Running != "2.0.0" {
 		t.Fatalf("after resuming the rollout the room changed: %+v", dd.Update)

@@ -38,27 +38,20 @@ func newRig(t *testing.T, engine string) *rig {
 	r := &rig{t: t, fleet: fleettest.Start(t, opts), roomBin: roomdBinary(t)}
 	r.con = r.fleet.Login()
 	var node console.Node
-	r.must(r.con.Do(http.MethodPost, "/api/v1/orgs", map[string]string{"name": "Acme"}, &node), http.StatusCreated, "create org")
+	r.fleet.Must(r.con.Do(http.MethodPost, "/api/v1/orgs", map[string]string{"name": "Acme"}, &node), http.StatusCreated, "create org")
 	r.orgID = node.ID
-	r.must(r.con.Do(http.MethodPost, "/api/v1/orgs/"+r.orgID+"/sites", map[string]string{"name": "Head office"}, &node), http.StatusCreated, "create site")
+	r.fleet.Must(r.con.Do(http.MethodPost, "/api/v1/orgs/"+r.orgID+"/sites", map[string]string{"name": "Head office"}, &node), http.StatusCreated, "create site")
 	r.siteID = node.ID
-	r.must(r.con.Do(http.MethodPost, "/api/v1/sites/"+r.siteID+"/rooms", map[string]string{"name": "Lab 4"}, &node), http.StatusCreated, "create room")
+	r.fleet.Must(r.con.Do(http.MethodPost, "/api/v1/sites/"+r.siteID+"/rooms", map[string]string{"name": "Lab 4"}, &node), http.StatusCreated, "create room")
 	r.roomID = node.ID
 	return r
-}
-
-func (r *rig) must(status, want int, what string) {
-	r.t.Helper()
-	if status != want {
-		r.t.Fatalf("%s: HTTP %d, want %d\n--- fleetd ---\n%s", what, status, want, r.fleet.Log())
-	}
 }
 
 // code creates an activation code for the room.
 func (r *rig) code() string {
 	r.t.Helper()
 	var nc console.NewCode
-	r.must(r.con.Do(http.MethodPost, "/api/v1/enrollment-codes", map[string]any{"roomId": r.roomID, "lifetimeMinutes": 60}, &nc),
+	r.fleet.Must(r.con.Do(http.MethodPost, "/api/v1/enrollment-codes", map[string]any{"roomId": r.roomID, "lifetimeMinutes": 60}, &nc),
 		http.StatusCreated, "create code")
 	return nc.Code
 }
@@ -94,14 +87,14 @@ func enroll(t *testing.T, d *roomdtest.Daemon, code string) apiv1.FleetStatus {
 func (r *rig) device(id string) console.DeviceDetail {
 	r.t.Helper()
 	var dd console.DeviceDetail
-	r.must(r.con.Do(http.MethodGet, "/api/v1/devices/"+id, nil, &dd), http.StatusOK, "device "+id)
+	r.fleet.Must(r.con.Do(http.MethodGet, "/api/v1/devices/"+id, nil, &dd), http.StatusOK, "device "+id)
 	return dd
 }
 
 func (r *rig) command(id string) console.CommandView {
 	r.t.Helper()
 	var cv console.CommandView
-	r.must(r.con.Do(http.MethodGet, "/api/v1/commands/"+id, nil, &cv), http.StatusOK, "command "+id)
+	r.fleet.Must(r.con.Do(http.MethodGet, "/api/v1/commands/"+id, nil, &cv), http.StatusOK, "command "+id)
 	return cv
 }
 
@@ -112,15 +105,15 @@ func (r *rig) sendCommand(deviceID, kind string, args any) console.CommandView {
 		body["args"] = args
 	}
 	var cv console.CommandView
-	r.must(r.con.Do(http.MethodPost, "/api/v1/devices/"+deviceID+"/commands", body, &cv), http.StatusCreated, "command "+kind)
+	r.fleet.Must(r.con.Do(http.MethodPost, "/api/v1/devices/"+deviceID+"/commands", body, &cv), http.StatusCreated, "command "+kind)
 	return cv
 }
 
 func (r *rig) setProfile(kind, id string, body string) {
 	r.t.Helper()
 	var cur console.ProfileView
-	r.must(r.con.Do(http.MethodGet, "/api/v1/profiles/"+kind+"/"+id, nil, &cur), http.StatusOK, "read profile")
-	r.must(r.con.Do(http.MethodPut, "/api/v1/profiles/"+kind+"/"+id,
+	r.fleet.Must(r.con.Do(http.MethodGet, "/api/v1/profiles/"+kind+"/"+id, nil, &cur), http.StatusOK, "read profile")
+	r.fleet.Must(r.con.Do(http.MethodPut, "/api/v1/profiles/"+kind+"/"+id,
 		console.ProfileRequest{BaseVersion: cur.Current.Version, Body: json.RawMessage(body)}, nil), http.StatusOK, "save profile")
 }
 

@@ -25,14 +25,14 @@ func (f *Fleetd) NewRoom(c *Console, org, site, room string) Room {
 	f.t.Helper()
 	var r Room
 	var node console.Node
-	f.must(c.Do(http.MethodPost, "/api/v1/orgs", map[string]string{"name": org}, &node), http.StatusCreated, "create org")
+	f.Must(c.Do(http.MethodPost, "/api/v1/orgs", map[string]string{"name": org}, &node), http.StatusCreated, "create org")
 	r.OrgID = node.ID
-	f.must(c.Do(http.MethodPost, "/api/v1/orgs/"+r.OrgID+"/sites", map[string]string{"name": site}, &node), http.StatusCreated, "create site")
+	f.Must(c.Do(http.MethodPost, "/api/v1/orgs/"+r.OrgID+"/sites", map[string]string{"name": site}, &node), http.StatusCreated, "create site")
 	r.SiteID = node.ID
-	f.must(c.Do(http.MethodPost, "/api/v1/sites/"+r.SiteID+"/rooms", map[string]string{"name": room}, &node), http.StatusCreated, "create room")
+	f.Must(c.Do(http.MethodPost, "/api/v1/sites/"+r.SiteID+"/rooms", map[string]string{"name": room}, &node), http.StatusCreated, "create room")
 	r.RoomID = node.ID
 	var nc console.NewCode
-	f.must(c.Do(http.MethodPost, "/api/v1/enrollment-codes", map[string]any{"roomId": r.RoomID, "lifetimeMinutes": 120}, &nc),
+	f.Must(c.Do(http.MethodPost, "/api/v1/enrollment-codes", map[string]any{"roomId": r.RoomID, "lifetimeMinutes": 120}, &nc),
 		http.StatusCreated, "create code")
 	r.Code = nc.Code
 	return r
@@ -58,7 +58,7 @@ func Release(t testing.TB, binary string, args ...string) string {
 func (f *Fleetd) Rollout(c *Console, orgID, target string) console.RolloutView {
 	f.t.Helper()
 	var rv console.RolloutView
-	f.must(c.Do(http.MethodPost, "/api/v1/rollouts", map[string]any{
+	f.Must(c.Do(http.MethodPost, "/api/v1/rollouts", map[string]any{
 		"orgId": orgID, "target": target, "rings": []rollout.Ring{{Name: "everyone", Percent: 100}},
 		"failureThreshold": 50, "soakMinutes": 0, "immediate": true,
 	}, &rv), http.StatusCreated, "create rollout of "+target)
@@ -69,7 +69,7 @@ func (f *Fleetd) Rollout(c *Console, orgID, target string) console.RolloutView {
 func (f *Fleetd) RolloutDetail(c *Console, id string) console.RolloutDetail {
 	f.t.Helper()
 	var rd console.RolloutDetail
-	f.must(c.Do(http.MethodGet, "/api/v1/rollouts/"+id, nil, &rd), http.StatusOK, "rollout "+id)
+	f.Must(c.Do(http.MethodGet, "/api/v1/rollouts/"+id, nil, &rd), http.StatusOK, "rollout "+id)
 	return rd
 }
 
@@ -90,7 +90,9 @@ func (f *Fleetd) WaitRollout(c *Console, id, state string, timeout time.Duration
 	}
 }
 
-func (f *Fleetd) must(status, want int, what string) {
+// Must fails the test, with fleetd's log, when a console call (what)
+// answered status rather than want.
+func (f *Fleetd) Must(status, want int, what string) {
 	f.t.Helper()
 	if status != want {
 		f.t.Fatalf("%s: HTTP %d, want %d\n--- fleetd ---\n%s", what, status, want, f.Log())

@@ -92,13 +92,6 @@ func newWorld(t *testing.T) *world {
 	return w
 }
 
-func (w *world) must(status, want int, what string) {
-	w.t.Helper()
-	if status != want {
-		w.t.Fatalf("%s: HTTP %d, want %d\n--- fleetd ---\n%s", what, status, want, w.fleet.Log())
-	}
-}
-
 // release runs `fleetd release ARGS…` and returns its standard output.
 func (w *world) release(args ...string) string {
 	w.t.Helper()
@@ -204,7 +197,7 @@ func (w *world) waitRollout(id, state string, timeout time.Duration) console.Rol
 func (w *world) device() console.DeviceDetail {
 	w.t.Helper()
 	var dd console.DeviceDetail
-	w.must(w.con.Do(http.MethodGet, "/api/v1/devices/"+url.PathEscape(w.deviceID), nil, &dd), http.StatusOK, "device")
+	w.fleet.Must(w.con.Do(http.MethodGet, "/api/v1/devices/"+url.PathEscape(w.deviceID), nil, &dd), http.StatusOK, "device")
 	return dd
 }
 
@@ -298,7 +291,7 @@ func TestRolloutInstallsAndRollsBack(t *testing.T) {
 	}
 
 	// Resumed by someone: the room still never installs 3.0.0 again.
-	w.must(w.con.Do(http.MethodPost, "/api/v1/rollouts/"+ro.ID+"/resume", nil, nil), http.StatusOK, "resume")
+	w.fleet.Must(w.con.Do(http.MethodPost, "/api/v1/rollouts/"+ro.ID+"/resume", nil, nil), http.StatusOK, "resume")
 	time.Sleep(25 * time.Second) // two check-ins
 	if st := w.update(); st.State != apiv1.UpdateRolledBack || st.Running != "2.0.0" {
 		t.Fatalf("after resuming the rollout the room changed: %+v", st)
