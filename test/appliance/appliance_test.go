@@ -40,8 +40,10 @@ const hardware = "atrium-amd64"
 var (
 	slotLine = regexp.MustCompile(`Command line: [^\n]*atrium\.slot=([ab])`)
 	// The initramfs names the image it was built with: after an update,
-	// the one the update copied to the ESP beside the new kernel.
-	initrdLine = regexp.MustCompile(`atrium-data: initramfs of image (\S+)`)
+	// the one the update copied to the ESP beside the new kernel. The
+	// line's end is part of the match: the console arrives in pieces, and
+	// "2" alone once matched where "2.0.0" was on its way.
+	initrdLine = regexp.MustCompile(`atrium-data: initramfs of image (\S+)\r?\n`)
 	roomdUp    = regexp.MustCompile(`systemd\[1\]: Started roomd\.service`)
 	kioskUp    = regexp.MustCompile(`the kiosk shows its home screen`)
 	rebooting  = regexp.MustCompile(`rebooting for the update`)
