@@ -85,8 +85,12 @@ func TestStart(t *testing.T) {
 	if err := s.DestroyEndpoint(ctx, "harness"); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(s.Log(), "Destroyed WHIP endpoint") {
-		t.Errorf("the log does not show the endpoint going:\n%s", s.Log())
+	// The server logs after it answers, and its output comes through a
+	// pipe: the line may land a moment after DestroyEndpoint returns.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(s.Log(), "Destroyed WHIP endpoint"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log does not show the endpoint going:\n%s", s.Log())
+		}
 	}
 }
 
