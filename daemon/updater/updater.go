@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -195,7 +196,7 @@ func New(o Options) (*Updater, error) {
 	}
 	u.engine, err = engine.New(engine.Options{
 		StatePath: filepath.Join(u.dir, "engine.json"), Boot: u.boot, Installer: fleetInstaller{u}, OpenSlot: slotOpener(cfg),
-		BootFiles: stager, Logger: u.log, Now: u.now, Tries: cfg.Tries,
+		OpenBase: baseOpener(cfg), BootFiles: stager, Logger: u.log, Now: u.now, Tries: cfg.Tries,
 	})
 	if errors.Is(err, engine.ErrCorruptState) {
 		// The engine starts idle and says so; updates go on.
@@ -263,6 +264,22 @@ func slotOpener(cfg config.Update) engine.SlotOpener {
 	}
 }
 
+// baseOpener opens the running slot read-only, as the base of a delta.
+func baseOpener(cfg config.Update) engine.BaseOpener {
+	paths := slotPath(cfg)
+	return func(_ context.Context, s bootctl.Slot) (io.ReaderAt, io.Closer, error) {
+		path, err := paths(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open %w", err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("open slot %s: %w", s, err)
+		}
+		return f, f, nil
+	}
+}
+
 // ImageVersion reads IMAGE_VERSION from an os-release file; "dev" when
 // there is none (a development machine).
 func ImageVersion(path string) string {
@@ -292,6 +309,15 @@ func (i fleetInstaller) Install(ctx context.Context, dev install.Device, t insta
 	}
 	defer cl.CloseIdleConnections()
 	return install.New(install.Options{Client: cl, Logger: i.u.log}).Install(ctx, dev, t, from, persist)
+}
+
+func (i fleetInstaller) InstallDelta(ctx context.Context, dev install.Device, base io.ReaderAt, d install.Delta, t install.Target, from install.Progress, persist func(install.Progress) error) error {
+	cl, _, err := i.u.fleet.UpdateHTTPClient()
+	if err != nil {
+		return fmt.Errorf("download delta: %w", err)
+	}
+	defer cl.CloseIdleConnections()
+	return install.New(install.Options{Client: cl, Logger: i.u.log}).InstallDelta(ctx, dev, base, d, t, from, persist)
 }
 
 func (u *Updater) poke() {
@@ -741,10 +767,24 @@ func (u *Updater) verify(ctx context.Context, offer *fleetapi.UpdateOffer) (engi
 	if t.Meta.Version != offer.Version {
 		return engine.Target{}, fmt.Errorf("target %s: the fleet says %s, the release says %s: %w", offer.Target, offer.Version, t.Meta.Version, errVersionMismatch)
 	}
-	return engine.Target{
+	et := engine.Target{
 		Name: t.Name, Version: t.Meta.Version, SecurityVersion: t.Meta.SecurityVersion, BuildTime: t.Meta.BuildTime,
 		SHA256: engine.Hash(t.SHA256), Length: t.Length, URL: t.URL,
-	}, nil
+	}
+	// A delta from the version this slot runs, when one is published
+	// and is worth it; the engine falls back to the image if it does
+	// not fit the slot after all.
+	from := u.running(u.engine.Record())
+	switch d, err := c.DeltaFrom(offer.Target, from); {
+	case errors.Is(err, release.ErrNoDelta):
+	case err != nil:
+		u.log.Warn("update: the delta to this release is unusable; fetching the whole image", "target", offer.Target, "from", from, "err", err)
+	case d.Length >= t.Length/2:
+		u.log.Info("update: the delta is too large to be worth it; fetching the whole image", "target", offer.Target, "delta_length", d.Length, "image_length", t.Length)
+	default:
+		et.Delta = &engine.Delta{Name: d.Name, BaseVersion: d.Meta.BaseVersion, Length: d.Length, SHA256: engine.Hash(d.SHA256), URL: d.URL}
+	}
+	return et, nil
 }
 
 // resolveRepository resolves the offer's repository URL (normally the

@@ -24,6 +24,7 @@ import (
 	"github.com/atriumroom/atrium/daemon/config"
 	"github.com/atriumroom/atrium/internal/testclock"
 	"github.com/atriumroom/atrium/ota/bootctl"
+	"github.com/atriumroom/atrium/ota/delta"
 	"github.com/atriumroom/atrium/ota/release"
 	"github.com/atriumroom/atrium/provisioning/fleetapi"
 )
@@ -116,6 +117,9 @@ type updateRig struct {
 	// wait for the request to end (a slow link); holding counts them.
 	hold    chan struct{}
 	holding int
+	// fetched lists the paths of the targets downloaded.
+	fetched []string
+	repo    *release.Repo
 	// the running updater
 	u      *Updater
 	cancel context.CancelFunc
@@ -170,6 +174,7 @@ func newUpdateRig(t *testing.T) *updateRig {
 		if hold != nil {
 			r.holding++
 		}
+		r.fetched = append(r.fetched, req.URL.Path)
 		r.meeting.Unlock()
 		if hold == nil || req.Header.Get("Range") != "" {
 			files.ServeHTTP(w, req)
@@ -187,6 +192,7 @@ func newUpdateRig(t *testing.T) *updateRig {
 	t.Cleanup(srv.Close)
 	t.Cleanup(srv.Client().CloseIdleConnections)
 	r.fleet = &fakeUpdateFleet{srv: srv}
+	r.repo = repo
 
 	cfgDir := t.TempDir()
 	write := func(name string, data []byte) string {
@@ -701,5 +707,46 @@ func TestUpdateInvalidWindowUsesDefault(t *testing.T) {
 	st := r.waitStatus("deferral", func(st apiv1.UpdateStatus) bool { return st.Deferred != "" })
 	if want := time.Date(2026, 11, 22, 2, 0, 0, 0, time.UTC); st.Deferred != apiv1.DeferredWindow || !st.NextWindow.Equal(want) {
 		t.Fatalf("invalid window: %+v, want the default window at %v", st, want)
+	}
+}
+
+// A room running 1.0.0 fetches the delta from it, not the image.
+func TestUpdateFromDelta(t *testing.T) {
+	r := newUpdateRig(t)
+	base := bytes.Clone(r.image)
+	copy(base[100<<10:], "what 1.0.0 had here")
+	slot := make([]byte, 512<<10)
+	copy(slot, base)
+	if err := os.WriteFile(r.cfg.SlotA, slot, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(base)
+	meta := release.ImageMeta{
+		Hardware: []string{testHardware}, Version: "1.0.0", SecurityVersion: 1, BuildTime: updateT0.Add(-3 * time.Hour),
+		Partitions: map[string]release.PartitionMeta{"rootfs": {Size: int64(len(base)), SHA256: hex.EncodeToString(sum[:])}},
+	}
+	if err := r.repo.AddImage("atrium-1.0.0", bytes.NewReader(base), meta, updateT0.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	name, _, err := r.repo.PublishDelta(bytes.NewReader(base), int64(len(base)), "atrium-2.0.0", delta.Options{}, updateT0.Add(-time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.start()
+	r.installThroughReboot()
+	r.meeting.Lock()
+	fetched := slices.Clone(r.fetched)
+	r.meeting.Unlock()
+	var deltas, images int
+	for _, p := range fetched {
+		switch {
+		case strings.HasSuffix(p, "."+name):
+			deltas++
+		case strings.HasSuffix(p, ".atrium-2.0.0"):
+			images++
+		}
+	}
+	if deltas != 1 || images != 0 {
+		t.Fatalf("fetched %q: want the delta %s once and not the image", fetched, name)
 	}
 }

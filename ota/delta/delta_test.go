@@ -132,6 +132,30 @@ func TestWrongBase(t *testing.T) {
 	}
 }
 
+// VerifiedByCaller leaves the hashes to the caller: the same target from
+// the right base, a different one (and no error) from a base with other
+// content, and still a refusal for a base too short or a wrong length.
+func TestApplyVerifiedByCaller(t *testing.T) {
+	base := randBytes(12, 300000)
+	target := concat(base[:5000], []byte("new"), base[5000:])
+	d := makeDelta(t, base, target)
+	opts := ApplyOptions{VerifiedByCaller: true}
+	var out bytes.Buffer
+	if err := ApplyWith(t.Context(), bytes.NewReader(base), bytes.NewReader(d), &out, opts); err != nil || !bytes.Equal(out.Bytes(), target) {
+		t.Fatalf("ApplyWith on the right base: %v", err)
+	}
+	other := bytes.Clone(base)
+	other[200000] ^= 1
+	out.Reset()
+	if err := ApplyWith(t.Context(), bytes.NewReader(other), bytes.NewReader(d), &out, opts); err != nil || bytes.Equal(out.Bytes(), target) {
+		t.Fatalf("ApplyWith on a base with other content: %v, target equal %v; want no error and another output", err, bytes.Equal(out.Bytes(), target))
+	}
+	out.Reset()
+	if err := ApplyWith(t.Context(), bytes.NewReader(base[:299999]), bytes.NewReader(d), &out, opts); !errors.Is(err, ErrWrongBase) || out.Len() != 0 {
+		t.Fatalf("ApplyWith on a short base: %v after %d bytes, want ErrWrongBase before any", err, out.Len())
+	}
+}
+
 func TestCorruptDelta(t *testing.T) {
 	base := randBytes(20, 300000)
 	target := concat(base[:100000], randBytes(21, 20000), base[100000:])

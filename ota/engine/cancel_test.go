@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"io"
 	"errors"
 	"testing"
 	"time"
@@ -109,6 +110,10 @@ func (b blockingInstaller) Install(ctx context.Context, _ install.Device, _ inst
 	close(b.started)
 	<-ctx.Done()
 	return ctx.Err()
+}
+
+func (b blockingInstaller) InstallDelta(ctx context.Context, dev install.Device, _ io.ReaderAt, _ install.Delta, t install.Target, from install.Progress, persist func(install.Progress) error) error {
+	return b.Install(ctx, dev, t, from, persist)
 }
 
 // TestRecordDuringStep: Record, State and TrustedNow answer while a Step

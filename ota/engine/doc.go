@@ -21,7 +21,11 @@
 //	checking/downloading/installing ─Cancel (offer withdrawn)→ idle
 //
 // "downloading" covers download, write and read-back verification in one
-// streaming step (package install never stages the image); "installing" is
+// streaming step (package install never stages the image). A target with a
+// delta against the running slot (Target.Delta, with Options.OpenBase) is
+// written from it instead; a delta that does not fit that slot is dropped
+// from the record for the whole image, in the same step and without
+// counting a failed attempt; "installing" is
 // copying the slot's kernel and initramfs to where the loader reads them
 // (Options.BootFiles, for systemd-boot) and then arming the boot loader
 // (TryNext), once the slot is verified.

@@ -27,10 +27,12 @@ type BootControl interface {
 	Reject(ctx context.Context, s bootctl.Slot) error
 }
 
-// Installer writes an image into a slot; *install.Installer provides it.
-// Only a nil error means the slot holds exactly the target's image.
+// Installer writes an image into a slot, from the image itself or from a
+// delta against the running slot; *install.Installer provides it. Only a
+// nil error means the slot holds exactly the target's image.
 type Installer interface {
 	Install(ctx context.Context, dev install.Device, t install.Target, from install.Progress, persist func(install.Progress) error) error
+	InstallDelta(ctx context.Context, dev install.Device, base io.ReaderAt, d install.Delta, t install.Target, from install.Progress, persist func(install.Progress) error) error
 }
 
 // BootFileStager puts the kernel and initramfs of a written slot where
@@ -47,6 +49,10 @@ type SlotDevice interface {
 
 // SlotOpener opens the block device of slot for writing.
 type SlotOpener func(ctx context.Context, slot bootctl.Slot) (SlotDevice, error)
+
+// BaseOpener opens the block device of the running slot for reading, as
+// the base a delta applies to.
+type BaseOpener func(ctx context.Context, slot bootctl.Slot) (io.ReaderAt, io.Closer, error)
 
 // Defaults for the zero values of Options.
 const (
@@ -65,7 +71,12 @@ type Options struct {
 	// before the loader is armed (systemd-boot loads them from the ESP);
 	// nil where nothing is to be copied (file mode).
 	BootFiles BootFileStager
-	Logger    *slog.Logger
+	// OpenBase, when set, lets a target with a Delta be installed from
+	// it: the delta is downloaded next to the state file (StatePath +
+	// ".delta") and applied to the running slot. Without it, and
+	// whenever a delta turns out unusable, the whole image is fetched.
+	OpenBase BaseOpener
+	Logger   *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Tries is how many boots the new slot gets before the loader falls
@@ -85,6 +96,7 @@ type Engine struct {
 	inst        Installer
 	open        SlotOpener
 	bootFiles   BootFileStager
+	openBase    BaseOpener
 	log         *slog.Logger
 	now         func() time.Time
 	tries       int
@@ -127,7 +139,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e := &Engine{
 		path: opts.StatePath, boot: opts.Boot, inst: opts.Installer, open: opts.OpenSlot,
-		bootFiles: opts.BootFiles, log: opts.Logger, now: opts.Now, tries: opts.Tries, maxAttempts: opts.MaxAttempts,
+		bootFiles: opts.BootFiles, openBase: opts.OpenBase, log: opts.Logger, now: opts.Now, tries: opts.Tries, maxAttempts: opts.MaxAttempts,
 		write: atomicfile.Write,
 	}
 	if e.log == nil {
@@ -148,6 +160,11 @@ func New(opts Options) (*Engine, error) {
 	rec, err := e.load()
 	if err == nil {
 		e.adopt(rec)
+		if rec.State != StateDownloading {
+			// A delta left by a power cut, for an update since
+			// cancelled or finished by the whole image.
+			_ = os.Remove(e.deltaPath())
+		}
 		return e, nil
 	}
 	if !errors.Is(err, ErrCorruptState) {
@@ -359,15 +376,29 @@ func (e *Engine) download(ctx context.Context, r Record) error {
 		return e.installFailed(ctx, r, fmt.Errorf("open slot %s: %w", r.Slot, err))
 	}
 	it := install.Target{URL: t.URL, Length: t.Length, SHA256: t.SHA256}
-	from := install.Progress{SHA256: t.SHA256, Written: r.Written}
-	ierr := e.inst.Install(ctx, dev, it, from, func(p install.Progress) error {
+	persist := func(p install.Progress) error {
 		if p.SHA256 != t.SHA256 {
 			return fmt.Errorf("progress for another image")
 		}
 		next := e.rec.clone()
 		next.Written = p.Written
 		return e.persist(next)
-	})
+	}
+	var ierr error
+	if t.Delta != nil && e.openBase != nil {
+		ierr = e.installDelta(ctx, dev, r, it, persist)
+		if errors.Is(ierr, install.ErrDeltaUnusable) && ctx.Err() == nil {
+			// No attempt is lost: the image itself is still to be tried.
+			e.log.Warn("update: the delta cannot be used; downloading the whole image", "version", t.Version, "err", ierr)
+			next := e.rec.clone()
+			next.Target.Delta, next.Written = nil, 0
+			if ierr = e.persist(next); ierr == nil {
+				ierr = e.inst.Install(ctx, dev, it, install.Progress{}, persist)
+			}
+		}
+	} else {
+		ierr = e.inst.Install(ctx, dev, it, install.Progress{SHA256: t.SHA256, Written: r.Written}, persist)
+	}
 	if cerr := dev.Close(); cerr != nil && ierr == nil {
 		ierr = fmt.Errorf("close slot %s: %w", r.Slot, cerr)
 	}
@@ -377,6 +408,25 @@ func (e *Engine) download(ctx context.Context, r Record) error {
 	r = e.rec.clone()
 	r.State, r.Written = StateInstalling, t.Length
 	return e.persist(r)
+}
+
+func (e *Engine) deltaPath() string { return e.path + ".delta" }
+
+// installDelta writes the target into dev from its delta against the
+// running slot, the other one.
+func (e *Engine) installDelta(ctx context.Context, dev SlotDevice, r Record, it install.Target, persist func(install.Progress) error) error {
+	d := r.Target.Delta
+	baseSlot := r.Slot.Other()
+	base, closer, err := e.openBase(ctx, baseSlot)
+	if err != nil {
+		// The image does not need the running slot.
+		return fmt.Errorf("open running slot %s: %w: %w", baseSlot, install.ErrDeltaUnusable, err)
+	}
+	defer closer.Close()
+	e.log.Info("update: installing from a delta", "version", r.Target.Version, "from", d.BaseVersion, "delta_length", d.Length, "image_length", r.Target.Length)
+	return e.inst.InstallDelta(ctx, dev, base,
+		install.Delta{URL: d.URL, Length: d.Length, SHA256: d.SHA256, Path: e.deltaPath()}, it,
+		install.Progress{SHA256: r.Target.SHA256, Written: r.Written}, persist)
 }
 
 // installFailed counts a failed attempt (not a cancelled one: shutting

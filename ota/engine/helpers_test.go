@@ -109,12 +109,29 @@ type rig struct {
 	// restartOnly makes drive treat a crash as a process restart
 	// rather than a power cut (no reboot).
 	restartOnly bool
+	// openBase is the engine's base opener (nil: deltas unused).
+	openBase BaseOpener
 }
 
-// reqLog records the Range header of every image request.
+// reqLog records the Range header of every image request, and holds the
+// delta served at /atrium.delta.
 type reqLog struct {
-	mu     sync.Mutex
-	ranges []string
+	mu          sync.Mutex
+	ranges      []string
+	delta       []byte
+	deltaServed int
+}
+
+func (l *reqLog) setDelta(d []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.delta = d
+}
+
+func (l *reqLog) deltas() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.deltaServed
 }
 
 func (l *reqLog) get() []string {
@@ -140,6 +157,13 @@ func newRig(t *testing.T) *rig {
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rg.mu.Lock()
+		if r.URL.Path == "/atrium.delta" {
+			d := rg.delta
+			rg.deltaServed++
+			rg.mu.Unlock()
+			http.ServeContent(w, r, "delta", buildTime, bytes.NewReader(d))
+			return
+		}
 		rg.ranges = append(rg.ranges, r.Header.Get("Range"))
 		rg.mu.Unlock()
 		http.ServeContent(w, r, "image", buildTime, bytes.NewReader(image))
@@ -170,7 +194,7 @@ func (r *rig) statePath() string { return filepath.Join(r.dir, "update.json") }
 func (r *rig) open(w func(string, []byte, os.FileMode) error) (*Engine, error) {
 	e, err := New(Options{
 		StatePath: r.statePath(), Boot: r.fc, Installer: r.inst, Now: r.now, Tries: r.tries,
-		BootFiles: r.bootFiles,
+		BootFiles: r.bootFiles, OpenBase: r.openBase,
 		OpenSlot: func(_ context.Context, s bootctl.Slot) (SlotDevice, error) {
 			d := r.devs[s]
 			d.mu.Lock()

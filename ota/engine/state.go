@@ -58,6 +58,19 @@ type Target struct {
 	SHA256          Hash      `json:"sha256"`
 	Length          int64     `json:"length"`
 	URL             string    `json:"url"`
+	// Delta, when set, is a delta TUF lists from the image in the running
+	// slot to this one: fetched instead of the image when it can be.
+	Delta *Delta `json:"delta,omitempty"`
+}
+
+// Delta is a binary delta to a Target from the release the device runs
+// (from release.DeltaTarget: Name, Meta.BaseVersion, Length, SHA256, URL).
+type Delta struct {
+	Name        string `json:"name"`
+	BaseVersion string `json:"base_version"`
+	Length      int64  `json:"length"`
+	SHA256      Hash   `json:"sha256"`
+	URL         string `json:"url"`
 }
 
 func (t Target) check() error {
@@ -72,12 +85,16 @@ func (t Target) check() error {
 		return fmt.Errorf("target %s: length %d: %w", t.Name, t.Length, ErrInvalidTarget)
 	case t.SecurityVersion < 0:
 		return fmt.Errorf("target %s: security version %d: %w", t.Name, t.SecurityVersion, ErrInvalidTarget)
+	case t.Delta != nil && (t.Delta.Name == "" || t.Delta.URL == "" || t.Delta.Length <= 0):
+		return fmt.Errorf("target %s: delta %q (length %d, URL %q): %w", t.Name, t.Delta.Name, t.Delta.Length, t.Delta.URL, ErrInvalidTarget)
 	}
 	return nil
 }
 
 // same reports whether u is t. Not ==: a build time read back from the
-// state file carries a different location than the caller's.
+// state file carries a different location than the caller's. The delta
+// is left out: it is one way of fetching the image, and one found
+// unusable is dropped from the record while the fleet still offers it.
 func (t Target) same(u Target) bool {
 	return t.Name == u.Name && t.Version == u.Version && t.SecurityVersion == u.SecurityVersion &&
 		t.BuildTime.Equal(u.BuildTime) && t.SHA256 == u.SHA256 && t.Length == u.Length && t.URL == u.URL
@@ -175,6 +192,10 @@ func (r Record) clone() Record {
 	r.SlotVersions = maps.Clone(r.SlotVersions)
 	if r.Target != nil {
 		t := *r.Target
+		if t.Delta != nil {
+			d := *t.Delta
+			t.Delta = &d
+		}
 		r.Target = &t
 	}
 	return r

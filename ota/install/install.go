@@ -14,6 +14,11 @@
 // Only a nil error from Install means the slot holds exactly the image the
 // target vouched for; a Progress at the full length does not. Whether the
 // target is genuine (TUF) is decided before Install is called.
+//
+// InstallDelta writes the same slot from a delta (package ota/delta)
+// against the running slot instead: the delta is downloaded whole, checked
+// against its TUF hash, then applied, with the same syncs, progress reports
+// and read-back.
 package install
 
 import (
@@ -204,22 +209,32 @@ func (r *run) install(ctx context.Context, start int64) error {
 	if got != r.t.SHA256 {
 		return r.mismatch("download", got)
 	}
+	if err := r.finish(ctx); err != nil {
+		return err
+	}
+	r.log.Info("install: image verified", "length", r.t.Length, "resumed_at", start, "duration", time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// finish makes the written image durable and, when this run wrote any of
+// it, reads the whole image back: a device that acknowledged writes it
+// did not keep fails here, not at boot.
+func (r *run) finish(ctx context.Context) error {
 	if err := r.checkpoint(); err != nil {
 		return fmt.Errorf("install %s: %w", r.t.URL, err)
 	}
-	if r.wrote {
-		// Read the whole image back after the final sync: a device that
-		// acknowledged writes it did not keep fails here, not at boot.
-		h := sha256.New()
-		if err := r.hashDevice(ctx, h, r.t.Length); err != nil {
-			return fmt.Errorf("install %s: read back: %w", r.t.URL, err)
-		}
-		h.Sum(got[:0])
-		if got != r.t.SHA256 {
-			return r.mismatch("read-back", got)
-		}
+	if !r.wrote {
+		return nil
 	}
-	r.log.Info("install: image verified", "length", r.t.Length, "resumed_at", start, "duration", time.Since(began).Round(time.Millisecond))
+	h := sha256.New()
+	if err := r.hashDevice(ctx, h, r.t.Length); err != nil {
+		return fmt.Errorf("install %s: read back: %w", r.t.URL, err)
+	}
+	var got [32]byte
+	h.Sum(got[:0])
+	if got != r.t.SHA256 {
+		return r.mismatch("read-back", got)
+	}
 	return nil
 }
 
@@ -327,15 +342,8 @@ func (r *run) download(ctx context.Context) error {
 				return fmt.Errorf("body goes past %d bytes: %w", r.t.Length, ErrTooLong)
 			}
 			r.h.Write(r.buf[:n])
-			if _, err := r.dev.WriteAt(r.buf[:n], r.off); err != nil {
-				return fmt.Errorf("write slot at offset %d: %w", r.off, err)
-			}
-			r.wrote = true
-			r.off += int64(n)
-			if r.off-r.synced >= r.in.syncEvery {
-				if err := r.checkpoint(); err != nil {
-					return err
-				}
+			if _, err := r.Write(r.buf[:n]); err != nil {
+				return err
 			}
 		}
 		switch {
@@ -350,6 +358,26 @@ func (r *run) download(ctx context.Context) error {
 			return r.interrupted(reqCtx, fmt.Errorf("read body at offset %d: %w", r.off, rerr))
 		}
 	}
+}
+
+// Write puts p at the current offset of the slot and checkpoints every
+// SyncEvery bytes: the image arrives in order, from the network or from
+// a delta.
+func (r *run) Write(p []byte) (int, error) {
+	if r.off+int64(len(p)) > r.t.Length {
+		return 0, fmt.Errorf("image goes past %d bytes: %w", r.t.Length, ErrTooLong)
+	}
+	if _, err := r.dev.WriteAt(p, r.off); err != nil {
+		return 0, fmt.Errorf("write slot at offset %d: %w", r.off, err)
+	}
+	r.wrote = true
+	r.off += int64(len(p))
+	if r.off-r.synced >= r.in.syncEvery {
+		if err := r.checkpoint(); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
 }
 
 // interrupted names a stall as such and checkpoints what arrived before the

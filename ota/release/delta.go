@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -235,6 +236,37 @@ func (c *Client) Delta(target string, baseSHA256 [32]byte) (DeltaTarget, error) 
 		URL: c.targetsURL() + hex.EncodeToString(sum) + "." + url.PathEscape(name)}
 	copy(d.SHA256[:], sum)
 	return d, nil
+}
+
+// DeltaFrom returns the delta to the image target from the release
+// version baseVersion, for a device that knows which version its running
+// slot holds but not that image's hash (hashing a whole slot costs as much
+// as applying the delta, which checks the base anyway). When several
+// deltas start from that version (builds of it for other hardware, say)
+// the first by name is returned; delta.Apply then refuses a base that is
+// not the one it names. ErrNoDelta means none is published.
+func (c *Client) DeltaFrom(target, baseVersion string) (DeltaTarget, error) {
+	prefix := target + ".delta-"
+	customs := map[string][]byte{}
+	c.mu.Lock()
+	for name, tf := range c.targets {
+		if strings.HasPrefix(name, prefix) && tf.Custom != nil {
+			customs[name] = *tf.Custom
+		}
+	}
+	c.mu.Unlock()
+	for _, name := range slices.Sorted(maps.Keys(customs)) {
+		meta, err := decodeDeltaMeta(customs[name])
+		if err != nil || meta.BaseVersion != baseVersion {
+			continue
+		}
+		var base [32]byte
+		if _, err := hex.Decode(base[:], []byte(meta.BaseSHA256)); err != nil {
+			continue
+		}
+		return c.Delta(target, base)
+	}
+	return DeltaTarget{}, fmt.Errorf("delta to %s from %s: %w", target, baseVersion, ErrNoDelta)
 }
 
 func sortEntries(es []Entry) {

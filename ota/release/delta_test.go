@@ -75,6 +75,17 @@ func TestDeltaPublishedAndLookedUp(t *testing.T) {
 	if !bytes.Equal(got, deltaBytes) {
 		t.Fatalf("delta URL %s served %q", d.URL, got)
 	}
+	// Looked up by the version the device runs, as roomd does.
+	byVersion, err := c.DeltaFrom("atrium-1.1.0", "1.0.0")
+	if err != nil || byVersion.Name != d.Name || byVersion.Meta != meta || byVersion.URL != d.URL {
+		t.Fatalf("DeltaFrom 1.0.0 = %+v, %v; want %s", byVersion, err, d.Name)
+	}
+	if _, err := c.DeltaFrom("atrium-1.1.0", "0.9.0"); !errors.Is(err, ErrNoDelta) {
+		t.Fatalf("DeltaFrom another version: %v, want ErrNoDelta", err)
+	}
+	if _, err := c.DeltaFrom("atrium-1.0.0", "1.0.0"); !errors.Is(err, ErrNoDelta) {
+		t.Fatalf("DeltaFrom to an image without deltas: %v, want ErrNoDelta", err)
+	}
 	// Another base: no delta, download the full image.
 	if _, err := c.Delta("atrium-1.1.0", sha256.Sum256([]byte("other"))); !errors.Is(err, ErrNoDelta) {
 		t.Fatalf("Delta for another base: %v, want ErrNoDelta", err)

@@ -48,6 +48,7 @@ var (
 	kioskUp    = regexp.MustCompile(`the kiosk shows its home screen`)
 	rebooting  = regexp.MustCompile(`rebooting for the update`)
 	staging    = regexp.MustCompile(`roomd\[\d+\]: staging boot files`)
+	fromDelta  = regexp.MustCompile(`roomd\[\d+\]: install: image written from a delta and verified`)
 	// The initramfs mounts the data partition (room state, saved OS
 	// settings) at /data, or says why it could not.
 	dataMounted = regexp.MustCompile(`atrium-data: (\S+ mounted at /data[^\n]*|[^\n]*live in memory[^\n]*)`)
@@ -181,11 +182,17 @@ func (w *world) buildImages(ctx context.Context, rels ...release) []string {
 }
 
 // publish adds an image to the release repository and returns its target.
-func (w *world) publish(dir, version string) string {
+// publish adds the image in dir as release version, with a delta from the
+// image in fromDir when that is not empty.
+func (w *world) publish(dir, version, fromDir string) string {
 	w.t.Helper()
 	start := time.Now()
-	w.release("add", "-repo", w.repo, "-keys", w.keys, "-image", filepath.Join(dir, image.RootfsFile), "-version", version,
-		"-security-version", "1", "-hardware", hardware, "-build-time", readManifest(w.t, dir).BuildTime)
+	args := []string{"add", "-repo", w.repo, "-keys", w.keys, "-image", filepath.Join(dir, image.RootfsFile), "-version", version,
+		"-security-version", "1", "-hardware", hardware, "-build-time", readManifest(w.t, dir).BuildTime}
+	if fromDir != "" {
+		args = append(args, "-delta-from", filepath.Join(fromDir, image.RootfsFile))
+	}
+	w.release(args...)
 	w.t.Logf("release %s published in %.1f s", version, time.Since(start).Seconds())
 	return "atrium-" + version + ".img"
 }
@@ -438,8 +445,11 @@ func TestAppliance(t *testing.T) {
 		release{"2.0.0", w.bins.roomd, 2 * time.Hour}, release{"3.0.0", w.bins.brokenRoomd, time.Hour})
 	t.Logf("three images built in %.0f s", time.Since(start).Seconds())
 	v1, v2, v3 := dirs[0], dirs[1], dirs[2]
-	good := w.publish(v2, "2.0.0")
-	bad := w.publish(v3, "3.0.0")
+	// Rooms fetch a delta from the release they run: 1.0.0 is published
+	// too, as the base of 2.0.0's.
+	w.publish(v1, "1.0.0", "")
+	good := w.publish(v2, "2.0.0", v1)
+	bad := w.publish(v3, "3.0.0", v2)
 	w.makeDisk(ctx, v1, "1.0.0")
 
 	// 1. The factory disk boots slot a to roomd and the kiosk, and enrolls.
@@ -467,12 +477,13 @@ func TestAppliance(t *testing.T) {
 	w.waitDevice(10*time.Minute, fmt.Sprintf("the download past %d MB", cutAt>>20), func(dd console.DeviceDetail) bool {
 		return dd.Update != nil && dd.Update.Status.Version == "2.0.0" && dd.Update.Status.Written >= cutAt
 	})
-	w.powerCut(fmt.Sprintf("download of 2.0.0 past %d of %d MB", cutAt>>20, length>>20))
+	w.powerCut(fmt.Sprintf("install of 2.0.0 from its delta past %d of %d MB", cutAt>>20, length>>20))
 	w.powerOn(ctx)
 	w.checkBoot("a", "1.0.0", "after the power cut during the download")
 	w.checkData()
 	w.waitConsole(5*time.Minute, "roomd ready after the power cut", roomdUp)
-	w.waitConsole(20*time.Minute, "roomd reboots into 2.0.0", rebooting)
+	w.waitConsole(20*time.Minute, "2.0.0 written from its delta", fromDelta)
+	w.waitConsole(5*time.Minute, "roomd reboots into 2.0.0", rebooting)
 	w.waitOff(2*time.Minute, "the reboot into 2.0.0")
 
 	w.powerOn(ctx)
@@ -500,7 +511,8 @@ func TestAppliance(t *testing.T) {
 	// kernel and initramfs to the ESP (about 9 s here), before the loader
 	// is armed. The room boots 2.0.0 again and stages anew.
 	ro = w.rollout(bad)
-	w.waitConsole(20*time.Minute, "roomd stages 3.0.0's kernel", staging)
+	w.waitConsole(20*time.Minute, "3.0.0 written from its delta", fromDelta)
+	w.waitConsole(5*time.Minute, "roomd stages 3.0.0's kernel", staging)
 	delay = time.Duration(rng.Int64N(int64(3 * time.Second)))
 	time.Sleep(delay)
 	w.powerCut(fmt.Sprintf("%s into copying 3.0.0's kernel to the ESP", delay.Round(time.Millisecond)))

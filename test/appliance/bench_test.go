@@ -46,7 +46,8 @@ func BenchmarkImage(b *testing.B) {
 	m1 := readManifest(b, v1)
 	v2 := w.buildImages(ctx, release{"2.0.0", w.bins.roomd, time.Hour})[0]
 	m2 := readManifest(b, v2)
-	target := w.publish(v2, "2.0.0")
+	// The whole image, without a delta: what a room far behind fetches.
+	target := w.publish(v2, "2.0.0", "")
 	w.makeDisk(ctx, v1, "1.0.0")
 
 	w.powerOn(ctx)
