@@ -2,8 +2,8 @@ package engine
 
 import (
 	"context"
-	"io"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
