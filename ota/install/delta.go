@@ -65,7 +65,8 @@ func (in *Installer) InstallDelta(ctx context.Context, dev Device, base io.Reade
 	}
 	log := in.log.With("delta", d.URL, "sha256", hex.EncodeToString(t.SHA256[:8]))
 	began := time.Now()
-	r := &run{in: in, dev: dev, t: t, persist: persist, h: sha256.New(), buf: make([]byte, chunk), log: log}
+	// No running hash: the read-back at the end is the check.
+	r := &run{in: in, dev: dev, t: t, persist: persist, buf: make([]byte, chunk), log: log}
 	start := r.resumePoint(from)
 	if start == 0 {
 		// Progress of another image no longer describes the slot.
