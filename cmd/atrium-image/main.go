@@ -66,8 +66,11 @@ func run(args []string, stdout, stderr io.Writer, now func() time.Time) int {
 		return 1
 	}
 	// The factory disk: both slots hold this release, slot a boots first.
-	slot := disk.Slot{Root: filepath.Join(opts.Out, image.RootfsFile), Kernel: filepath.Join(opts.Out, image.KernelFile),
-		Initrd: filepath.Join(opts.Out, image.InitrdFile)}
+	slot, err := image.DiskSlot(opts.Out)
+	if err != nil {
+		opts.Logger.Error("disk build failed", "err", err)
+		return 1
+	}
 	if err := disk.Build(ctx, disk.Options{Output: filepath.Join(opts.Out, DiskFile), Version: opts.Layer.Version,
 		A: slot, ModTime: opts.Layer.BuildTime, Logger: opts.Logger}); err != nil {
 		opts.Logger.Error("disk build failed", "err", err)

@@ -187,9 +187,11 @@ func New(o Options) (*Updater, error) {
 	var stager engine.BootFileStager
 	if sb, ok := u.boot.(*bootctl.SystemdBoot); ok {
 		// systemd-boot loads each slot's kernel from the ESP; the
-		// image carries its own, which the update copies there.
+		// image carries its own, which the update copies there, and
+		// its root hash, which goes into the slot's entry.
 		if stager, err = bootfiles.New(bootfiles.Config{
-			Extractor: bootfiles.Unsquashfs{}, SlotImage: slotPath(cfg), Destination: sb.BootFiles, Logger: u.log, Now: u.now,
+			Extractor: bootfiles.Unsquashfs{}, SlotImage: slotPath(cfg), Destination: sb.BootFiles,
+			SetOptions: sb.SetOptions, Logger: u.log, Now: u.now,
 		}); err != nil {
 			return nil, fmt.Errorf("update: %w", err)
 		}

@@ -560,3 +560,71 @@ func (c *SystemdBoot) espPath(p string) (string, error) {
 	}
 	return filepath.Join(c.esp, rel), nil
 }
+
+// SetOptions rewrites the kernel options of s's entry: edit gets the
+// arguments of its "options" lines (the loader joins them with spaces)
+// and returns the new ones, written as one "options" line where the first
+// was; every other line and the entry's boot-counting name stay. The file
+// is replaced atomically. The default slot's entry is refused
+// (ErrIsDefault): it is what the loader falls back to, and an update only
+// prepares the other slot. An update stages the new image's root
+// arguments this way before TryNext (ota/bootfiles).
+func (c *SystemdBoot) SetOptions(ctx context.Context, s Slot, edit func([]string) []string) error {
+	if _, err := ParseSlot(string(s)); err != nil {
+		return fmt.Errorf("set boot options: %w", err)
+	}
+	return c.update(ctx, "set boot options of slot "+string(s), func(v *espView, st Status) error {
+		if s == st.Default {
+			return fmt.Errorf("slot %s: %w", s, ErrIsDefault)
+		}
+		e, ok := v.entries[s]
+		if !ok {
+			return fmt.Errorf("slot %s: %w", s, ErrNoEntry)
+		}
+		path := filepath.Join(c.entriesDir(), e.name)
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		var old []string
+		lines := strings.SplitAfter(string(data), "\n")
+		for _, line := range lines {
+			if key, val := confKey(line); key == "options" {
+				old = append(old, strings.Fields(val)...)
+			}
+		}
+		opts := edit(slices.Clone(old))
+		for _, o := range opts {
+			if o == "" || strings.ContainsAny(o, " \t\r\n") {
+				return fmt.Errorf("slot %s: kernel argument %q is empty or holds white space", s, o)
+			}
+		}
+		if slices.Equal(opts, old) {
+			return nil
+		}
+		var out strings.Builder
+		placed := false
+		for _, line := range lines {
+			if key, _ := confKey(line); key == "options" {
+				if !placed {
+					out.WriteString("options " + strings.Join(opts, " ") + "\n")
+					placed = true
+				}
+				continue
+			}
+			out.WriteString(line)
+		}
+		if !placed {
+			if out.Len() > 0 && !strings.HasSuffix(out.String(), "\n") {
+				out.WriteByte('\n')
+			}
+			out.WriteString("options " + strings.Join(opts, " ") + "\n")
+		}
+		// FAT: the mount decides modes (see setDefault).
+		if err := atomicfile.WriteKeepMode(path, []byte(out.String())); err != nil {
+			return err
+		}
+		c.log.Info("boot options set", "slot", s, "entry", e.name, "options", strings.Join(opts, " "))
+		return nil
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf16"
@@ -324,5 +325,50 @@ func TestSystemdBootBootFiles(t *testing.T) {
 	}
 	if _, err := c.BootFiles(ctx, SlotA); !errors.Is(err, ErrNoEntry) {
 		t.Errorf("slot without an entry: %v, want ErrNoEntry", err)
+	}
+}
+
+// TestSystemdBootSetOptions rewrites one slot's options under its counting
+// name, keeps every other line, and leaves the default's entry alone.
+func TestSystemdBootSetOptions(t *testing.T) {
+	ctx := context.Background()
+	esp, c, sel := newESP(t, "atrium-a.conf", "atrium-a.conf", "atrium-try-b+0-3.conf")
+	sel.set("atrium-a.conf")
+	entryB := "title Atrium (b)\nlinux /atrium/b/vmlinuz\noptions root=PARTLABEL=root-b ro\ninitrd /atrium/b/initrd.img\noptions quiet"
+	writeFile("loader/entries/atrium-try-b+0-3.conf", entryB)(t, esp)
+	entryA := "title Atrium (a)\noptions root=PARTLABEL=root-a\n"
+	writeFile("loader/entries/atrium-a.conf", entryA)(t, esp)
+
+	var seen []string
+	err := c.SetOptions(ctx, SlotB, func(old []string) []string {
+		seen = old
+		return append([]string{"root=/dev/mapper/atrium-root", "atrium.verity=ab,4096"}, old[1:]...)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"root=PARTLABEL=root-b", "ro", "quiet"}; !slices.Equal(seen, want) {
+		t.Errorf("edit saw %q, want %q", seen, want)
+	}
+	got, err := os.ReadFile(filepath.Join(esp, "loader/entries/atrium-try-b+0-3.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "title Atrium (b)\nlinux /atrium/b/vmlinuz\noptions root=/dev/mapper/atrium-root atrium.verity=ab,4096 ro quiet\ninitrd /atrium/b/initrd.img\n"
+	if string(got) != want {
+		t.Errorf("entry b:\n%s\nwant:\n%s", got, want)
+	}
+	if left, _ := filepath.Glob(filepath.Join(esp, "loader/entries/.*")); len(left) != 0 {
+		t.Errorf("left behind: %q", left)
+	}
+
+	if err := c.SetOptions(ctx, SlotA, func(o []string) []string { return nil }); !errors.Is(err, ErrIsDefault) {
+		t.Errorf("options of the default slot: %v, want ErrIsDefault", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(esp, "loader/entries/atrium-a.conf")); string(got) != entryA {
+		t.Errorf("the default's entry changed:\n%s", got)
+	}
+	if err := c.SetOptions(ctx, SlotB, func(o []string) []string { return []string{"root=x y"} }); err == nil {
+		t.Error("an argument with a space was written")
 	}
 }

@@ -7,7 +7,9 @@
 // them from the ESP, which writing the slot does not touch, so once the
 // slot is written and verified, and before the loader is armed, the
 // updater copies them out of the slot to the files the slot's entry names
-// ([Stager.Stage]). Until the loader is armed nothing boots those files:
+// ([Stager.Stage]), and points the entry's root arguments at the image:
+// its dm-verity root hash, derived from the slot's own verified bytes
+// (ota/verity). Until the loader is armed nothing boots those files:
 // the slot being written is neither the default nor on trial, so a power
 // cut anywhere in between leaves a device that boots its running slot and
 // simply stages again.

@@ -11,10 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/atriumroom/atrium/internal/atomicfile"
 	"github.com/atriumroom/atrium/ota/bootctl"
+	"github.com/atriumroom/atrium/ota/verity"
 )
 
 // Where the image build links the kernel and initramfs inside the root
@@ -62,7 +64,10 @@ type Config struct {
 	// Destination is where the slot's boot entry loads its kernel and
 	// initramfs from; (*bootctl.SystemdBoot).BootFiles.
 	Destination func(context.Context, bootctl.Slot) (bootctl.BootFiles, error)
-	Logger      *slog.Logger
+	// SetOptions edits the kernel options of the slot's boot entry;
+	// (*bootctl.SystemdBoot).SetOptions.
+	SetOptions func(ctx context.Context, s bootctl.Slot, edit func([]string) []string) error
+	Logger     *slog.Logger
 	// Now is the clock, for the log line's duration; time.Now when nil.
 	Now func() time.Time
 }
@@ -76,8 +81,8 @@ type Stager struct {
 
 // New returns a Stager.
 func New(cfg Config) (*Stager, error) {
-	if cfg.Extractor == nil || cfg.SlotImage == nil || cfg.Destination == nil {
-		return nil, errors.New("new boot file stager: extractor, slot image and destination are required")
+	if cfg.Extractor == nil || cfg.SlotImage == nil || cfg.Destination == nil || cfg.SetOptions == nil {
+		return nil, errors.New("new boot file stager: extractor, slot image, destination and options are required")
 	}
 	s := &Stager{cfg: cfg, log: cfg.Logger, now: cfg.Now}
 	if s.log == nil {
@@ -90,9 +95,11 @@ func New(cfg Config) (*Stager, error) {
 }
 
 // Stage copies the kernel and initramfs inside slot's image to the files
-// its boot entry names. Each goes to NAME.new first, is synced and read
-// back, and only then replaces NAME, so a file the entry names is never
-// half written. It is idempotent.
+// its boot entry names, then points the entry's root arguments at the
+// image: its dm-verity root hash when it carries a tree (ota/verity),
+// its partition when not. Each file goes to NAME.new first, is synced and
+// read back, and only then replaces NAME, so a file the entry names is
+// never half written. It is idempotent.
 func (s *Stager) Stage(ctx context.Context, slot bootctl.Slot) error {
 	start := s.now()
 	image, err := s.cfg.SlotImage(slot)
@@ -116,6 +123,13 @@ func (s *Stager) Stage(ctx context.Context, slot bootctl.Slot) error {
 			return fmt.Errorf("stage boot files of slot %s: %w", slot, err)
 		}
 	}
+	tree, err := readTree(image)
+	if err != nil {
+		for _, f := range files {
+			os.Remove(f.dst + ".new")
+		}
+		return fmt.Errorf("stage boot files of slot %s: %w", slot, err)
+	}
 	for _, f := range files {
 		if err := os.Rename(f.dst+".new", f.dst); err != nil {
 			return fmt.Errorf("stage boot files of slot %s: %w", slot, err)
@@ -124,9 +138,31 @@ func (s *Stager) Stage(ctx context.Context, slot bootctl.Slot) error {
 			return fmt.Errorf("stage boot files of slot %s: %w", slot, err)
 		}
 	}
-	s.log.Info("boot files staged", "slot", slot, "kernel", dst.Kernel, "kernel_bytes", sizes[0],
+	root := verity.RootArgs(string(slot), tree)
+	if err := s.cfg.SetOptions(ctx, slot, func(old []string) []string { return verity.WithRootArgs(old, root) }); err != nil {
+		return fmt.Errorf("stage boot files of slot %s: %w", slot, err)
+	}
+	s.log.Info("boot files staged", "slot", slot, "root", strings.Join(root, " "), "kernel", dst.Kernel, "kernel_bytes", sizes[0],
 		"initrd", dst.Initrd, "initrd_bytes", sizes[1], "seconds", s.now().Sub(start).Seconds())
 	return nil
+}
+
+// readTree reads the dm-verity tree after the image's file system; nil
+// when it has none (an image built before roots were checked).
+func readTree(image string) (*verity.Tree, error) {
+	f, err := os.Open(image)
+	if err != nil {
+		return nil, fmt.Errorf("read hash tree: %w", err)
+	}
+	defer f.Close()
+	t, err := verity.Read(f)
+	if errors.Is(err, verity.ErrNoTree) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read hash tree of %s: %w", image, err)
+	}
+	return t, nil
 }
 
 // copyOut writes image's file name to tmp, synced and read back.

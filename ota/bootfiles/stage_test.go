@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -44,7 +46,8 @@ func squashfs(t *testing.T, kernel, initrd []byte) string {
 	return img
 }
 
-// fixture is a stager over an image and an ESP in temporary directories.
+// fixture is a stager over an image and an ESP in temporary directories,
+// with the real systemd-boot control reading and editing its entries.
 type fixture struct {
 	esp   string
 	dst   bootctl.BootFiles
@@ -52,9 +55,32 @@ type fixture struct {
 	st    *Stager
 }
 
+// entryB is slot b's entry as the factory writes it (rootfs/disk), with
+// an older image's root hash.
+const entryB = "title Atrium (b)\nlinux /atrium/b/vmlinuz\ninitrd /atrium/b/initrd.img\n" +
+	"options root=/dev/mapper/atrium-root atrium.verity=00ff,4096 ro rootfstype=squashfs atrium.slot=b quiet\n"
+
 func newFixture(t *testing.T, image string, ex Extractor) *fixture {
 	t.Helper()
 	f := &fixture{esp: t.TempDir(), image: image}
+	for name, text := range map[string]string{
+		"loader/loader.conf":           "timeout 0\ndefault atrium-a.conf\n",
+		"loader/entries/atrium-a.conf": "title Atrium (a)\nlinux /atrium/a/vmlinuz\ninitrd /atrium/a/initrd.img\noptions root=PARTLABEL=root-a\n",
+		"loader/entries/atrium-b.conf": entryB,
+	} {
+		p := filepath.Join(f.esp, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sb, err := bootctl.NewSystemdBoot(bootctl.SystemdBootConfig{ESP: f.esp,
+		SelectedEntry: func(context.Context) (string, error) { return "atrium-a.conf", nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.dst = bootctl.BootFiles{Kernel: filepath.Join(f.esp, "atrium/b/vmlinuz"), Initrd: filepath.Join(f.esp, "atrium/b/initrd.img")}
 	st, err := New(Config{
 		Extractor: ex,
@@ -64,13 +90,52 @@ func newFixture(t *testing.T, image string, ex Extractor) *fixture {
 			}
 			return f.image, nil
 		},
-		Destination: func(_ context.Context, s bootctl.Slot) (bootctl.BootFiles, error) { return f.dst, nil },
+		Destination: sb.BootFiles,
+		SetOptions:  sb.SetOptions,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.st = st
 	return f
+}
+
+// options is the "options" line of slot b's entry.
+func (f *fixture) options(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(f.esp, "loader/entries/atrium-b.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if o, ok := strings.CutPrefix(line, "options "); ok {
+			return o
+		}
+	}
+	t.Fatalf("entry b has no options:\n%s", data)
+	return ""
+}
+
+// addTree appends a dm-verity tree to the image with the real veritysetup
+// (Debian package cryptsetup-bin), as the image build does, and returns
+// the root hash it printed.
+func addTree(t *testing.T, img string) string {
+	t.Helper()
+	fi, err := os.Stat(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := fi.Size()
+	out, err := exec.Command("veritysetup", "format", img, img, "--hash-offset="+strconv.FormatInt(size, 10),
+		"--data-blocks="+strconv.FormatInt(size/4096, 10)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("veritysetup format (Debian package cryptsetup-bin): %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Root hash:\s+([0-9a-f]{64})`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no root hash in:\n%s", out)
+	}
+	return string(m[1]) + "," + strconv.FormatInt(size, 10)
 }
 
 func (f *fixture) check(t *testing.T, kernel, initrd []byte) {
@@ -109,11 +174,20 @@ func TestStageFromSquashfs(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.check(t, kernel, initrd)
-	// Again, as after a power cut before the loader was armed.
+	// An image without a tree boots its partition unchecked.
+	if got, want := f.options(t), "root=PARTLABEL=root-b ro rootfstype=squashfs atrium.slot=b quiet"; got != want {
+		t.Errorf("options %q, want %q", got, want)
+	}
+	// With a tree, the entry asks the initramfs for the checked root
+	// (again, as after a power cut before the loader was armed).
+	verity := addTree(t, f.image)
 	if err := f.st.Stage(ctx, bootctl.SlotB); err != nil {
 		t.Fatal(err)
 	}
 	f.check(t, kernel, initrd)
+	if got, want := f.options(t), "root=/dev/mapper/atrium-root atrium.verity="+verity+" ro rootfstype=squashfs atrium.slot=b quiet"; got != want {
+		t.Errorf("options %q, want %q", got, want)
+	}
 }
 
 // TestStageFailuresKeepTheOldFiles: an image without an initramfs, an
@@ -134,6 +208,18 @@ func TestStageFailuresKeepTheOldFiles(t *testing.T) {
 		}, Unsquashfs{}, "unsquashfs -cat"},
 		{"extractor fails half way", nil, failingExtractor{after: []byte("half a kern")}, "device went away"},
 		{"empty kernel", nil, failingExtractor{}, "empty"},
+		{"something else after the file system", func(t *testing.T) string {
+			img := squashfs(t, []byte("k"), []byte("i"))
+			f, err := os.OpenFile(img, os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if _, err := f.Write(bytes.Repeat([]byte("X"), 4096)); err != nil {
+				t.Fatal(err)
+			}
+			return img
+		}, Unsquashfs{}, "neither zeros nor a verity superblock"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			image := "/dev/disk/by-partlabel/root-b"
@@ -155,6 +241,9 @@ func TestStageFailuresKeepTheOldFiles(t *testing.T) {
 				t.Fatalf("stage: %v, want an error with %q", err, c.want)
 			}
 			f.check(t, old, old)
+			if got, want := f.options(t), "root=/dev/mapper/atrium-root atrium.verity=00ff,4096 ro rootfstype=squashfs atrium.slot=b quiet"; got != want {
+				t.Errorf("options %q, want %q", got, want)
+			}
 		})
 	}
 }
@@ -181,6 +270,7 @@ func TestStageWithoutDestination(t *testing.T) {
 		Destination: func(context.Context, bootctl.Slot) (bootctl.BootFiles, error) {
 			return bootctl.BootFiles{}, bootctl.ErrNoEntry
 		},
+		SetOptions: func(context.Context, bootctl.Slot, func([]string) []string) error { return nil },
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -16,16 +16,27 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/atriumroom/atrium/ota/verity"
 )
 
 func TestEntry(t *testing.T) {
-	got := Entry("Atrium 1.2", "b", []string{"quiet"})
+	got := Entry("Atrium 1.2", "b", nil, []string{"quiet"})
 	want := "title Atrium 1.2 (b)\n" +
 		"linux /atrium/b/vmlinuz\n" +
 		"initrd /atrium/b/initrd.img\n" +
-		"options root=PARTLABEL=root-b ro rootfstype=squashfs atrium.slot=b console=ttyS0 systemd.gpt_auto=0 quiet\n"
+		"options root=PARTLABEL=root-b ro rootfstype=squashfs atrium.slot=b console=ttyS0 systemd.gpt_auto=0 panic=5 quiet\n"
 	if got != want {
 		t.Errorf("entry:\n%s\nwant:\n%s", got, want)
+	}
+	tree := &verity.Tree{RootHash: strings.Repeat("ab", 32), HashOffset: 1 << 20}
+	got = Entry("Atrium 1.2", "a", tree, nil)
+	want = "title Atrium 1.2 (a)\n" +
+		"linux /atrium/a/vmlinuz\n" +
+		"initrd /atrium/a/initrd.img\n" +
+		"options root=/dev/mapper/atrium-root atrium.verity=" + tree.RootHash + ",1048576 ro rootfstype=squashfs atrium.slot=a console=ttyS0 systemd.gpt_auto=0 panic=5\n"
+	if got != want {
+		t.Errorf("entry with a tree:\n%s\nwant:\n%s", got, want)
 	}
 }
 
@@ -180,8 +191,8 @@ func TestBuild(t *testing.T) {
 		"EFI/BOOT/BOOTX64.EFI":            string(loader),
 		"EFI/systemd/systemd-bootx64.efi": string(loader),
 		"loader/loader.conf":              "default atrium-a.conf\ntimeout 0\neditor no\n",
-		"loader/entries/atrium-a.conf":    Entry("Atrium", "a", []string{"quiet"}),
-		"loader/entries/atrium-b.conf":    Entry("Atrium", "b", []string{"quiet"}),
+		"loader/entries/atrium-a.conf":    Entry("Atrium", "a", nil, []string{"quiet"}),
+		"loader/entries/atrium-b.conf":    Entry("Atrium", "b", nil, []string{"quiet"}),
 		"atrium/a/vmlinuz":                "kernel",
 		"atrium/a/initrd.img":             "initrd",
 		"atrium/b/vmlinuz":                "kernel b",
@@ -285,8 +296,8 @@ func TestWriteESP(t *testing.T) {
 		"EFI/BOOT/BOOTX64.EFI":                 string(loader),
 		"EFI/systemd/systemd-bootx64.efi":      string(loader),
 		"loader/loader.conf":                   LoaderConf,
-		"loader/entries/atrium-a.conf":         Entry("Atrium", "a", nil),
-		"loader/entries/atrium-try-b+2-0.conf": Entry("Atrium", "b", nil),
+		"loader/entries/atrium-a.conf":         Entry("Atrium", "a", nil, nil),
+		"loader/entries/atrium-try-b+2-0.conf": Entry("Atrium", "b", nil, nil),
 		"atrium/a/vmlinuz":                     "kernel",
 		"atrium/a/initrd.img":                  "initrd",
 		"atrium/b/initrd.img":                  "initrd",

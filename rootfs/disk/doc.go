@@ -14,10 +14,13 @@
 //	EFI/systemd/systemd-bootx64.efi   firmware falls back to), twice
 //	loader/loader.conf                "default atrium-a.conf", "timeout 0"
 //	loader/entries/atrium-a.conf      linux /atrium/a/vmlinuz, initrd /atrium/a/initrd.img,
-//	loader/entries/atrium-b.conf      options root=PARTLABEL=root-a ... atrium.slot=a
+//	loader/entries/atrium-b.conf      options root=/dev/mapper/atrium-root atrium.verity=ROOTHASH,OFFSET
+//	                                          ... atrium.slot=a ... panic=5
 //	atrium/a/vmlinuz, atrium/a/initrd.img, atrium/b/vmlinuz, atrium/b/initrd.img
 //
-// which is the layout ota/bootctl.SystemdBoot expects: the entries carry no
+// (root=PARTLABEL=root-a instead of the first two for a slot whose image
+// has no hash tree, Slot.Verity nil), which is the layout
+// ota/bootctl.SystemdBoot expects: the entries carry no
 // "version" or "sort-key" field, so systemd-boot orders them by file name
 // alone, as bootctl's boot counting relies on. A factory disk holds one
 // image in both slots; an update later replaces a slot's kernel and

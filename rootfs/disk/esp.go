@@ -9,12 +9,18 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/atriumroom/atrium/ota/verity"
 )
 
 // Slot is what one slot boots: its root file system image, written raw to
 // its partition, and its kernel and initrd, copied to the ESP.
 type Slot struct {
 	Root, Kernel, Initrd string
+	// Verity is the root image's dm-verity tree (ota/verity.Read of
+	// Root); with it the entry has the initramfs check the root against
+	// its root hash. Nil boots the partition unchecked.
+	Verity *verity.Tree
 }
 
 // Slots of the A/B scheme, as ota/bootctl names them.
@@ -26,14 +32,16 @@ const (
 // DefaultLoader is where Debian's systemd-boot-efi installs the loader.
 const DefaultLoader = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 
-// KernelCommandLine returns the kernel options of slot's boot entry:
-// root=PARTLABEL=root-SLOT ro rootfstype=squashfs atrium.slot=SLOT
-// console=ttyS0 systemd.gpt_auto=0, then extra.
-func KernelCommandLine(slot string, extra []string) string {
-	opts := []string{
-		"root=PARTLABEL=root-" + slot, "ro", "rootfstype=squashfs",
-		"atrium.slot=" + slot, "console=ttyS0", "systemd.gpt_auto=0",
-	}
+// KernelCommandLine returns the kernel options of slot's boot entry: the
+// root arguments (ota/verity.RootArgs: the checked root and its root hash
+// when tree is set, else root=PARTLABEL=root-SLOT), ro rootfstype=squashfs
+// atrium.slot=SLOT console=ttyS0 systemd.gpt_auto=0 panic=5, then extra.
+// panic=5 reboots a room whose kernel or initramfs gives up (a root that
+// fails its check, say) instead of leaving it at a prompt, so that boot
+// counting can fall back to the other slot.
+func KernelCommandLine(slot string, tree *verity.Tree, extra []string) string {
+	opts := append(verity.RootArgs(slot, tree), "ro", "rootfstype=squashfs",
+		"atrium.slot="+slot, "console=ttyS0", "systemd.gpt_auto=0", "panic=5")
 	return strings.Join(append(opts, extra...), " ")
 }
 
@@ -41,9 +49,9 @@ func KernelCommandLine(slot string, extra []string) string {
 // "version" or "sort-key" line on purpose: systemd-boot would order by
 // them before the entry id, and ota/bootctl's trial ordering relies on
 // ids alone.
-func Entry(title, slot string, extra []string) string {
+func Entry(title, slot string, tree *verity.Tree, extra []string) string {
 	return fmt.Sprintf("title %s (%s)\nlinux /atrium/%s/vmlinuz\ninitrd /atrium/%s/initrd.img\noptions %s\n",
-		title, slot, slot, slot, KernelCommandLine(slot, extra))
+		title, slot, slot, slot, KernelCommandLine(slot, tree, extra))
 }
 
 // LoaderConf is loader/loader.conf as built: slot a is the default, no
@@ -67,7 +75,7 @@ func StageESP(dir, loader, title string, a, b Slot, extra []string, mtime time.T
 		slot Slot
 	}{{SlotA, a}, {SlotB, b}} {
 		files = append(files,
-			file{name: "loader/entries/atrium-" + s.name + ".conf", text: Entry(title, s.name, extra)},
+			file{name: "loader/entries/atrium-" + s.name + ".conf", text: Entry(title, s.name, s.slot.Verity, extra)},
 			file{name: "atrium/" + s.name + "/vmlinuz", src: s.slot.Kernel},
 			file{name: "atrium/" + s.name + "/initrd.img", src: s.slot.Initrd},
 		)

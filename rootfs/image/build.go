@@ -12,12 +12,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/atriumroom/atrium/ota/bootfiles"
+	"github.com/atriumroom/atrium/ota/verity"
+	"github.com/atriumroom/atrium/rootfs/disk"
 )
 
 // Names of the files in the output directory (the contract with
@@ -33,10 +36,16 @@ const (
 type Manifest struct {
 	Version string `json:"version"`
 	// BuildTime is RFC 3339, UTC.
-	BuildTime     string `json:"buildTime"`
-	RootfsSHA256  string `json:"rootfsSha256"`
-	RootfsSize    int64  `json:"rootfsSize"`
-	KernelRelease string `json:"kernelRelease"`
+	BuildTime string `json:"buildTime"`
+	// RootfsSHA256 and RootfsSize are the whole file: the squashfs and
+	// its dm-verity tree.
+	RootfsSHA256 string `json:"rootfsSha256"`
+	RootfsSize   int64  `json:"rootfsSize"`
+	// VerityRootHash and VerityHashOffset are what a boot entry passes
+	// the initramfs (ota/verity.RootArgs).
+	VerityRootHash   string `json:"verityRootHash"`
+	VerityHashOffset int64  `json:"verityHashOffset"`
+	KernelRelease    string `json:"kernelRelease"`
 }
 
 // Options are one image build.
@@ -135,16 +144,22 @@ func Build(ctx context.Context, o Options) (*Manifest, error) {
 	if err := Squash(ctx, o.Runner, tree, rootfs, o.Comp, o.Layer.BuildTime); err != nil {
 		return nil, err
 	}
+	hashes, err := AddTree(ctx, o.Runner, rootfs)
+	if err != nil {
+		return nil, err
+	}
 	sum, size, err := hashFile(rootfs)
 	if err != nil {
 		return nil, err
 	}
 	m := &Manifest{
-		Version:       o.Layer.Version,
-		BuildTime:     o.Layer.BuildTime.UTC().Format(time.RFC3339),
-		RootfsSHA256:  sum,
-		RootfsSize:    size,
-		KernelRelease: release,
+		Version:          o.Layer.Version,
+		BuildTime:        o.Layer.BuildTime.UTC().Format(time.RFC3339),
+		RootfsSHA256:     sum,
+		RootfsSize:       size,
+		VerityRootHash:   hashes.RootHash,
+		VerityHashOffset: hashes.HashOffset,
+		KernelRelease:    release,
 	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
@@ -261,6 +276,50 @@ func Squash(ctx context.Context, r Runner, tree, out, comp string, buildTime tim
 	return nil
 }
 
+// AddTree appends the dm-verity hash tree of the squashfs at img to the
+// same file (veritysetup format, superblock at the squashfs's end) and
+// returns it. Salt and UUID derive from the squashfs's SHA-256, so the
+// same file system gives the same bytes; the root hash veritysetup prints
+// is checked against the one ota/verity derives from the file, which is
+// how devices and the disk build read it.
+func AddTree(ctx context.Context, r Runner, img string) (*verity.Tree, error) {
+	sum, size, err := hashFile(img)
+	if err != nil {
+		return nil, fmt.Errorf("add hash tree: %w", err)
+	}
+	if size == 0 || size%verity.BlockSize != 0 {
+		return nil, fmt.Errorf("add hash tree to %s: %d bytes is not a whole number of %d-byte blocks (mksquashfs pads to them unless -nopad)", img, size, verity.BlockSize)
+	}
+	u := sum[:32]
+	// A version 4 UUID's form; veritysetup only checks the form.
+	uuid := u[:8] + "-" + u[8:12] + "-4" + u[13:16] + "-8" + u[17:20] + "-" + u[20:32]
+	out, err := r.Run(ctx, Cmd{Name: "veritysetup", Args: []string{"format", img, img,
+		"--hash-offset=" + strconv.FormatInt(size, 10), "--data-blocks=" + strconv.FormatInt(size/verity.BlockSize, 10),
+		"--hash=sha256", "--data-block-size=4096", "--hash-block-size=4096", "--salt=" + sum, "--uuid=" + uuid}})
+	if err != nil {
+		return nil, fmt.Errorf("add hash tree to %s: %w", img, err)
+	}
+	f, err := os.Open(img)
+	if err != nil {
+		return nil, fmt.Errorf("add hash tree: %w", err)
+	}
+	defer f.Close()
+	tree, err := verity.Read(f)
+	if err != nil {
+		return nil, fmt.Errorf("add hash tree to %s: read it back: %w", img, err)
+	}
+	printed := ""
+	if m := rootHashLine.FindSubmatch(out); m != nil {
+		printed = string(m[1])
+	}
+	if printed != tree.RootHash {
+		return nil, fmt.Errorf("add hash tree to %s: veritysetup printed root hash %q, the file gives %s", img, printed, tree.RootHash)
+	}
+	return tree, nil
+}
+
+var rootHashLine = regexp.MustCompile(`(?m)^Root hash:\s+([0-9a-f]{64})\s*$`)
+
 func hashFile(p string) (string, int64, error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -273,4 +332,20 @@ func hashFile(p string) (string, int64, error) {
 		return "", 0, fmt.Errorf("hash %s: %w", p, err)
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// DiskSlot is the image built into out as a slot of a disk (rootfs/disk):
+// its root file system, kernel and initramfs, and the root's hash tree,
+// read from the file as a device reads it from its slot.
+func DiskSlot(out string) (disk.Slot, error) {
+	s := disk.Slot{Root: filepath.Join(out, RootfsFile), Kernel: filepath.Join(out, KernelFile), Initrd: filepath.Join(out, InitrdFile)}
+	f, err := os.Open(s.Root)
+	if err != nil {
+		return s, fmt.Errorf("image as a disk slot: %w", err)
+	}
+	defer f.Close()
+	if s.Verity, err = verity.Read(f); err != nil {
+		return s, fmt.Errorf("image as a disk slot: %s: %w", s.Root, err)
+	}
+	return s, nil
 }

@@ -8,9 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/atriumroom/atrium/ota/verity"
 )
 
 // TestBuildReal builds the image for real, twice, from the cached Debian
@@ -21,9 +24,9 @@ func TestBuildReal(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatal("the image build needs root (mmdebstrap, tar with owners, chroot)")
 	}
-	for _, prog := range []string{"mmdebstrap", "mksquashfs", "unsquashfs", "tar", "chroot", "zstd"} {
+	for _, prog := range []string{"mmdebstrap", "mksquashfs", "unsquashfs", "tar", "chroot", "zstd", "veritysetup"} {
 		if _, err := exec.LookPath(prog); err != nil {
-			t.Fatalf("%s is needed: apt-get install mmdebstrap squashfs-tools zstd", prog)
+			t.Fatalf("%s is needed: apt-get install mmdebstrap squashfs-tools zstd cryptsetup-bin", prog)
 		}
 	}
 	cache, err := filepath.Abs("../../.cache/image")
@@ -65,6 +68,14 @@ func TestBuildReal(t *testing.T) {
 	if err != nil || sum != m1.RootfsSHA256 || size != m1.RootfsSize {
 		t.Errorf("rootfs.squashfs: sha256 %s size %d, manifest says %s %d", sum, size, m1.RootfsSHA256, m1.RootfsSize)
 	}
+	// The manifest's root hash is the tree's, and veritysetup checks the
+	// whole file system against it.
+	v := hashTree(t, filepath.Join(out1, RootfsFile))
+	if v.RootHash != m1.VerityRootHash || v.HashOffset != m1.VerityHashOffset {
+		t.Errorf("tree %s at %d, manifest says %s at %d", v.RootHash, v.HashOffset, m1.VerityRootHash, m1.VerityHashOffset)
+	}
+	run(t, "veritysetup", "verify", filepath.Join(out1, RootfsFile), filepath.Join(out1, RootfsFile), m1.VerityRootHash,
+		"--hash-offset="+strconv.FormatInt(m1.VerityHashOffset, 10))
 	if m1.Version != layer.Version || m1.BuildTime != "2026-11-21T12:00:00Z" || !strings.HasSuffix(m1.KernelRelease, "-amd64") {
 		t.Errorf("manifest %+v", m1)
 	}
@@ -82,7 +93,7 @@ func TestBuildReal(t *testing.T) {
 		"/etc/systemd/system/multi-user.target.wants/roomd.service",
 		"/etc/polkit-1/rules.d/50-atrium.rules", "/etc/atrium/roomd.toml", UpdateRootPath,
 		"/var/lib/atrium", "/data", "/efi", "/boot/vmlinuz-" + m1.KernelRelease,
-		DataScript, DataHook, "/usr/sbin/e2fsck",
+		DataScript, DataHook, VerityScript, VerityHook, "/usr/sbin/e2fsck", "/usr/sbin/veritysetup",
 		"/etc/systemd/user/sockets.target.wants/pipewire-pulse.socket",
 		"/etc/systemd/system/multi-user.target.wants/NetworkManager.service",
 	} {
@@ -116,8 +127,10 @@ func TestBuildReal(t *testing.T) {
 	if !bytes.Contains(initrd, []byte("kernel/fs/squashfs/squashfs.ko")) {
 		t.Error("the initramfs has no squashfs module")
 	}
-	// And it has what the data partition and the writable /etc need.
-	for _, p := range []string{"scripts/local-bottom/atrium-data", "usr/sbin/e2fsck", "usr/sbin/mke2fs", "usr/sbin/blkid", "usr/bin/rm", "kernel/fs/overlayfs/overlay.ko", "kernel/fs/ext4/ext4.ko"} {
+	// And it has what the data partition and the writable /etc need,
+	// and what opens the root with dm-verity.
+	for _, p := range []string{"scripts/local-bottom/atrium-data", "usr/sbin/e2fsck", "usr/sbin/mke2fs", "usr/sbin/blkid", "usr/bin/rm", "kernel/fs/overlayfs/overlay.ko", "kernel/fs/ext4/ext4.ko",
+		"scripts/local-top/atrium-verity", "usr/sbin/veritysetup", "usr/bin/head", "kernel/drivers/md/dm-verity.ko", "usr/sbin/dmsetup"} {
 		if !bytes.Contains(initrd, []byte(p)) {
 			t.Errorf("the initramfs lacks %s", p)
 		}
@@ -131,4 +144,18 @@ func run(t *testing.T, name string, args ...string) []byte {
 		t.Fatalf("%s: %v", Cmd{Name: name, Args: args}, err)
 	}
 	return out
+}
+
+func hashTree(t *testing.T, img string) *verity.Tree {
+	t.Helper()
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	v, err := verity.Read(f)
+	if err != nil {
+		t.Fatalf("hash tree of %s: %v", img, err)
+	}
+	return v
 }

@@ -1,12 +1,15 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -226,5 +229,72 @@ func TestLockCache(t *testing.T) {
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, "base-*")); len(left) != 1 || left[0] != keep {
 		t.Errorf("after removeOldBases: %q", left)
+	}
+}
+
+// TestAddTree appends a tree to a real squashfs with the real veritysetup:
+// the same file system gives the same bytes, veritysetup verifies the
+// result with the recorded root hash, and unsquashfs still reads the file
+// system in front of the tree.
+func TestAddTree(t *testing.T) {
+	for _, prog := range []string{"mksquashfs", "unsquashfs", "veritysetup"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			t.Fatalf("%s is needed: apt-get install squashfs-tools cryptsetup-bin", prog)
+		}
+	}
+	tree := t.TempDir()
+	writeFile(t, filepath.Join(tree, "etc/os-release"), "ID=atrium\n")
+	writeFile(t, filepath.Join(tree, "usr/bin/roomd"), strings.Repeat("roomd ", 200_000))
+	ctx := context.Background()
+	build := func() (string, []byte, string) {
+		out := filepath.Join(t.TempDir(), RootfsFile)
+		if err := Squash(ctx, ExecRunner{}, tree, out, "lz4", testBuildTime); err != nil {
+			t.Fatal(err)
+		}
+		squashfs, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := AddTree(ctx, ExecRunner{}, out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.HashOffset != int64(len(squashfs)) {
+			t.Errorf("hash offset %d, the squashfs has %d bytes", v.HashOffset, len(squashfs))
+		}
+		whole, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(whole[:len(squashfs)], squashfs) {
+			t.Error("the tree changed the file system's bytes")
+		}
+		return out, whole, v.RootHash + "," + strconv.FormatInt(v.HashOffset, 10)
+	}
+	img, first, root := build()
+	_, second, root2 := build()
+	if !bytes.Equal(first, second) || root != root2 {
+		t.Errorf("two trees of the same file system differ (%s, %s)", root, root2)
+	}
+	hash, offset, _ := strings.Cut(root, ",")
+	if out, err := exec.Command("veritysetup", "verify", img, img, hash, "--hash-offset="+offset).CombinedOutput(); err != nil {
+		t.Errorf("veritysetup verify: %v\n%s", err, out)
+	}
+	if got := run(t, "unsquashfs", "-cat", img, "etc/os-release"); string(got) != "ID=atrium\n" {
+		t.Errorf("os-release read through the image with its tree: %q", got)
+	}
+	// A flipped byte in the file system is what the kernel will refuse.
+	first[100] ^= 1
+	if err := os.WriteFile(img, first, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("veritysetup", "verify", img, img, hash, "--hash-offset="+offset).CombinedOutput(); err == nil {
+		t.Errorf("veritysetup verified a changed file system:\n%s", out)
+	}
+
+	odd := filepath.Join(t.TempDir(), "odd.img")
+	writeFile(t, odd, "not whole blocks")
+	if _, err := AddTree(ctx, ExecRunner{}, odd); err == nil || !strings.Contains(err.Error(), "whole number") {
+		t.Errorf("AddTree on 16 bytes: %v", err)
 	}
 }

@@ -58,12 +58,7 @@ func runDataScript(t *testing.T, c dataCase) dataScriptRun {
 			t.Fatalf("mknod: %v", err)
 		}
 	}
-	stub := func(name, body string) {
-		script := "#!/bin/sh\necho \"" + name + " $*\" >>" + log + "\n" + body + "\n"
-		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	stub := func(name, body string) { stubProgram(t, bin, log, name, body) }
 	stub("blkid", "[ -n '"+c.blkidType+"' ] && echo '"+c.blkidType+"'\nexit "+strconv.Itoa(c.blkidExit))
 	stub("e2fsck", "case \"$1\" in -p) exit "+strconv.Itoa(c.fsckP)+";; -y) exit "+strconv.Itoa(c.fsckY)+";; esac\nexit 8")
 	cmpExit := 1
@@ -95,6 +90,17 @@ func runDataScript(t *testing.T, c dataCase) dataScriptRun {
 	st, _ := os.ReadFile(status)
 	r.kmsg, r.status = strings.ReplaceAll(string(k), dev, "DEV"), strings.TrimSpace(strings.ReplaceAll(string(st), dev, "DEV"))
 	return r
+}
+
+// stubProgram writes a shell script named name into bin that appends
+// "name ARGS" to the file log and then runs body: a stand-in for a
+// program an initramfs script calls.
+func stubProgram(t *testing.T, bin, log, name, body string) {
+	t.Helper()
+	script := "#!/bin/sh\necho \"" + name + " $*\" >>" + log + "\n" + body + "\n"
+	if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func (r dataScriptRun) called(prefix string) bool {

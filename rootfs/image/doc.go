@@ -4,19 +4,35 @@
 // it (roomd, roomctl, roomkiosk, their units, users, PipeWire and polkit
 // configuration, roomd.toml, os-release with the image's version, the build
 // time and the update trust root), a fresh initramfs that mounts a squashfs
-// root by PARTLABEL, and a reproducible squashfs of the result.
+// root, and a reproducible squashfs of the result followed, in the same
+// file, by its dm-verity hash tree ([AddTree]).
 //
 // The output directory is the contract with the disk builder
 // (rootfs/disk):
 //
-//	OUT/rootfs.squashfs  the read-only root, for slot root-a or root-b
+//	OUT/rootfs.squashfs  the read-only root and its hash tree, for slot root-a or root-b
 //	OUT/vmlinuz          the kernel, for the ESP
 //	OUT/initrd.img       its initramfs, for the ESP
-//	OUT/image.json       {"version","buildTime","rootfsSha256","rootfsSize","kernelRelease"}
+//	OUT/image.json       {"version","buildTime","rootfsSha256","rootfsSize",
+//	                     "verityRootHash","verityHashOffset","kernelRelease"}
+//
+// The root is checked block by block as the room reads it. The boot
+// entry carries the root hash (ota/verity.RootArgs); the initramfs script
+// /etc/initramfs-tools/scripts/local-top/atrium-verity (VerityScript)
+// opens the slot's partition with veritysetup as /dev/mapper/atrium-root,
+// which the entry names as the root. A slot whose first block does not
+// match stops the boot there with a message, and panic= on the command
+// line reboots, so boot counting falls back to the other slot; a block
+// that fails later reads as an I/O error. The tree's salt and UUID derive
+// from the squashfs's SHA-256, so the file stays reproducible. Nothing
+// here is signed for the firmware (no Secure Boot), so this guards the
+// root against a damaged disk or a stray write, not against someone who
+// can rewrite the ESP.
 //
 // Same inputs give the same rootfs.squashfs, byte for byte: every time
-// stamp is the build time, files are written in sorted order, and nothing
-// of the build machine (host name, machine ID, logs) is left in the tree.
+// stamp is the build time, files are written in sorted order, nothing of
+// the build machine (host name, machine ID, logs) is left in the tree,
+// and the hash tree's salt is derived.
 //
 // The root is read-only; what the device writes lives on the disk's data
 // partition (GPT name "data", ext4). The initramfs (the overlay's

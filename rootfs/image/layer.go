@@ -43,6 +43,12 @@ const (
 	// are there and executable, since the writable state depends on them.
 	DataScript = "/etc/initramfs-tools/scripts/local-bottom/atrium-data"
 	DataHook   = "/etc/initramfs-tools/hooks/atrium-data"
+	// VerityScript (local-top) opens the root slot with dm-verity when
+	// the entry gives a root hash; VerityHook puts veritysetup and the
+	// dm-verity module in the initramfs. Checked like DataScript: a room
+	// whose entry names the checked root cannot boot without them.
+	VerityScript = "/etc/initramfs-tools/scripts/local-top/atrium-verity"
+	VerityHook   = "/etc/initramfs-tools/hooks/atrium-verity"
 )
 
 // Layer is what Atrium lays over the Debian base.
@@ -181,13 +187,13 @@ func (l Layer) Apply(tree string) error {
 			return err
 		}
 	}
-	for _, p := range []string{DataScript, DataHook} {
+	for _, p := range []string{DataScript, DataHook, VerityScript, VerityHook} {
 		fi, err := os.Lstat(w.path(p))
 		if err != nil {
-			return fmt.Errorf("writable state: %w", err)
+			return fmt.Errorf("initramfs scripts: %w", err)
 		}
 		if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-			return fmt.Errorf("writable state: %s is not an executable file (%v): initramfs-tools would skip it", p, fi.Mode())
+			return fmt.Errorf("initramfs scripts: %s is not an executable file (%v): initramfs-tools would skip it", p, fi.Mode())
 		}
 	}
 	return nil

@@ -49,6 +49,11 @@ var (
 	rebooting  = regexp.MustCompile(`rebooting for the update`)
 	staging    = regexp.MustCompile(`roomd\[\d+\]: staging boot files`)
 	fromDelta  = regexp.MustCompile(`roomd\[\d+\]: install: image written from a delta and verified`)
+	// The initramfs opens the root slot with dm-verity against the root
+	// hash on the entry's command line, or refuses a slot that does not
+	// match it.
+	verityOpened  = regexp.MustCompile(`atrium-verity: root-([ab]) opened with dm-verity, root hash ([0-9a-f]{64})`)
+	verityRefused = regexp.MustCompile(`atrium-verity: root-a does not match its root hash [0-9a-f]{64}: not booting it`)
 	// The initramfs mounts the data partition (room state, saved OS
 	// settings) at /data, or says why it could not.
 	dataMounted = regexp.MustCompile(`atrium-data: (\S+ mounted at /data[^\n]*|[^\n]*live in memory[^\n]*)`)
@@ -73,7 +78,9 @@ type world struct {
 	machine    *vm.Machine
 	boots      int
 	bootMark   int // console offset where the current boot began
-	log        *slog.Logger
+	// rootHash is each version's dm-verity root hash (image.json).
+	rootHash map[string]string
+	log      *slog.Logger
 	// comp is the images' squashfs compressor: lz4 for the tests (fast to
 	// build), zstd for the benchmark (what releases use).
 	comp string
@@ -178,10 +185,15 @@ func (w *world) buildImages(ctx context.Context, rels ...release) []string {
 	if err := g.Wait(); err != nil {
 		w.t.Fatal(err)
 	}
+	if w.rootHash == nil {
+		w.rootHash = map[string]string{}
+	}
+	for i, r := range rels {
+		w.rootHash[r.version] = readManifest(w.t, dirs[i]).VerityRootHash
+	}
 	return dirs
 }
 
-// publish adds an image to the release repository and returns its target.
 // publish adds the image in dir as release version, with a delta from the
 // image in fromDir when that is not empty.
 func (w *world) publish(dir, version, fromDir string) string {
@@ -219,8 +231,11 @@ func (w *world) makeDisk(ctx context.Context, dir, version string) {
 	w.disk = filepath.Join(w.dir, "disk.img")
 	w.vars = filepath.Join(w.dir, "OVMF_VARS.fd")
 	port := strings.TrimPrefix(w.fleet.DeviceURL, "https://localhost:")
-	slot := disk.Slot{Root: filepath.Join(dir, image.RootfsFile), Kernel: filepath.Join(dir, image.KernelFile), Initrd: filepath.Join(dir, image.InitrdFile)}
-	err := disk.Build(ctx, disk.Options{
+	slot, err := image.DiskSlot(dir)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	err = disk.Build(ctx, disk.Options{
 		Output: w.disk, Version: version, A: slot, TempDir: w.dir, Logger: w.log,
 		KernelArgs: []string{
 			"atrium.fleet=https://" + vm.HostAddr + ":" + port,
@@ -297,6 +312,37 @@ func (w *world) waitConsole(timeout time.Duration, what string, re *regexp.Regex
 	return match
 }
 
+// flipRootByte inverts byte 8 of slot's partition while the machine is
+// off: the squashfs superblock's time stamp, which squashfs itself never
+// checks, so only dm-verity can tell. A second call restores it.
+func (w *world) flipRootByte(slot string) {
+	w.t.Helper()
+	t, err := disk.ReadPartitions(w.disk)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	p, err := t.Find("root-" + slot)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	f, err := os.OpenFile(w.disk, os.O_RDWR, 0)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, p.Offset+8); err != nil {
+		w.t.Fatal(err)
+	}
+	b[0] ^= 0xff
+	if _, err := f.WriteAt(b, p.Offset+8); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
 // waitOff waits for the guest to reboot or power off by itself.
 func (w *world) waitOff(timeout time.Duration, what string) {
 	w.t.Helper()
@@ -323,11 +369,15 @@ func (w *world) bootedSlot() string {
 }
 
 // checkBoot checks that the current boot started slot with the kernel and
-// initramfs of version.
+// initramfs of version, and its root checked against version's root hash:
+// after an update, the hash the update put into the slot's entry.
 func (w *world) checkBoot(slot, version, when string) {
 	w.t.Helper()
 	if got := w.bootedSlot(); got != slot {
 		w.t.Fatalf("%s the room booted slot %s, want %s", when, got, slot)
+	}
+	if m := w.waitConsole(3*time.Minute, "the root opened with dm-verity", verityOpened); m[1] != slot || m[2] != w.rootHash[version] {
+		w.t.Fatalf("%s the initramfs opened root-%s with root hash %s, want root-%s with %s's %s", when, m[1], m[2], slot, version, w.rootHash[version])
 	}
 	if got := w.waitConsole(3*time.Minute, "the initramfs", initrdLine)[1]; got != version {
 		w.t.Fatalf("%s slot %s booted the initramfs of %s, want %s's", when, slot, got, version)
@@ -505,7 +555,9 @@ func TestAppliance(t *testing.T) {
 
 	// 3. A release whose daemon cannot start: systemd gives up on roomd
 	// and reboots (StartLimitAction), each boot uses a try, and then
-	// systemd-boot falls back to slot b.
+	// systemd-boot falls back to slot b. Its first try finds one byte of
+	// slot a changed on the disk: the initramfs refuses the slot and
+	// reboots (panic=5), which uses a try too.
 	//
 	// Its update takes the third power cut: while roomd copies 3.0.0's
 	// kernel and initramfs to the ESP (about 9 s here), before the loader
@@ -520,7 +572,15 @@ func TestAppliance(t *testing.T) {
 	w.checkBoot("b", "2.0.0", "after the power cut while 3.0.0's kernel was copied")
 	w.waitConsole(10*time.Minute, "roomd reboots into 3.0.0", rebooting)
 	w.waitOff(2*time.Minute, "the reboot into 3.0.0")
-	var slots []string
+	w.flipRootByte("a")
+	w.powerOn(ctx)
+	if slot := w.bootedSlot(); slot != "a" {
+		t.Fatalf("the first boot after installing 3.0.0 started slot %s, want a", slot)
+	}
+	w.waitConsole(3*time.Minute, "the initramfs refuses the changed slot a", verityRefused)
+	w.waitOff(2*time.Minute, "the initramfs gives up on slot a and reboots")
+	w.flipRootByte("a")
+	slots := []string{"a"}
 	for {
 		w.powerOn(ctx)
 		slot := w.bootedSlot()
@@ -537,7 +597,7 @@ func TestAppliance(t *testing.T) {
 	}
 	t.Logf("boots after installing 3.0.0: slots %v", slots)
 	if !slices.Equal(slots, []string{"a", "a", "a", "b"}) {
-		t.Errorf("slots booted after installing 3.0.0: %v, want three tries of a, then b", slots)
+		t.Errorf("slots booted after installing 3.0.0: %v, want three tries of a (the first refused by dm-verity), then b", slots)
 	}
 	w.waitConsole(5*time.Minute, "roomd of 2.0.0 after the fallback", roomdUp)
 	dd = w.waitDevice(5*time.Minute, "the rollback reported", func(dd console.DeviceDetail) bool {

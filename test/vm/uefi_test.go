@@ -86,7 +86,7 @@ func TestUEFIBootCounting(t *testing.T) {
 			}
 		}
 		// systemd-boot puts the initrd it loaded first on the line.
-		want := `initrd=\atrium\` + slot + `\initrd.img ` + disk.KernelCommandLine(slot, []string{"panic=-1"})
+		want := `initrd=\atrium\` + slot + `\initrd.img ` + disk.KernelCommandLine(slot, nil, []string{"panic=-1"})
 		if cmdline != want {
 			t.Errorf("boot %d: command line\n%s\nwant\n%s", n, cmdline, want)
 		}
