@@ -208,18 +208,19 @@ func TestStageFailuresKeepTheOldFiles(t *testing.T) {
 		}, Unsquashfs{}, "unsquashfs -cat"},
 		{"extractor fails half way", nil, failingExtractor{after: []byte("half a kern")}, "device went away"},
 		{"empty kernel", nil, failingExtractor{}, "empty"},
-		{"something else after the file system", func(t *testing.T) string {
+		{"a tree of another format", func(t *testing.T) string {
 			img := squashfs(t, []byte("k"), []byte("i"))
 			f, err := os.OpenFile(img, os.O_WRONLY|os.O_APPEND, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			if _, err := f.Write(bytes.Repeat([]byte("X"), 4096)); err != nil {
+			// A verity superblock of format version 0.
+			if _, err := f.Write(append([]byte("verity\x00\x00"), make([]byte, 4088)...)); err != nil {
 				t.Fatal(err)
 			}
 			return img
-		}, Unsquashfs{}, "neither zeros nor a verity superblock"},
+		}, Unsquashfs{}, "version is 0, want 1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			image := "/dev/disk/by-partlabel/root-b"

@@ -22,8 +22,8 @@ type verityRun struct {
 // verityCase: cmdline is /proc/cmdline; the partition root-SLOT exists
 // when present; veritysetup open and head exit with openExit and readExit.
 type verityCase struct {
-	cmdline          string
-	present          string
+	cmdline            string
+	present            string
 	openExit, readExit int
 }
 
