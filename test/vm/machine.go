@@ -152,6 +152,16 @@ func (m *Machine) Kill() {
 	<-m.done
 }
 
+// Powerdown presses the machine's power button (ACPI) and waits until
+// the guest has shut down and QEMU exited: a clean power-off, after which
+// the disk's file systems are consistent.
+func (m *Machine) Powerdown(ctx context.Context) error {
+	if _, err := m.qmp(ctx, "system_powerdown", nil); err != nil {
+		return fmt.Errorf("vm: power button: %w", err)
+	}
+	return m.Wait(ctx)
+}
+
 // Screendump writes the guest's screen to path as a PNG.
 func (m *Machine) Screendump(ctx context.Context, path string) error {
 	if _, err := m.qmp(ctx, "screendump", map[string]any{"filename": path, "format": "png"}); err != nil {
