@@ -624,7 +624,7 @@ func (c *SystemdBoot) SetOptions(ctx context.Context, s Slot, edit func([]string
 		if err := atomicfile.WriteKeepMode(path, []byte(out.String())); err != nil {
 			return err
 		}
-		c.log.Info("boot options set", "slot", s, "entry", e.name, "options", strings.Join(opts, " "))
+		c.log.Debug("boot options set", "slot", s, "entry", e.name, "options", strings.Join(opts, " "))
 		return nil
 	})
 }

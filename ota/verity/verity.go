@@ -34,8 +34,6 @@ type Tree struct {
 	HashOffset int64
 	// DataBlocks is how many blocks the tree covers.
 	DataBlocks uint64
-	// Salt is hex.
-	Salt string
 }
 
 // Layout of the squashfs superblock: the magic at 0 and, at 40, the
@@ -122,7 +120,6 @@ func Read(img io.ReaderAt) (*Tree, error) {
 		return nil, fmt.Errorf("%w: verity superblock at byte %d: salt of %d bytes, at most %d", ErrBadImage, off, saltSize, maxSalt)
 	}
 	salt := sb[sbSalt : sbSalt+saltSize]
-	t.Salt = hex.EncodeToString(salt)
 
 	// The tree starts in the block after the superblock, top level
 	// first; with a single data block there is no tree and the root is

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/atriumroom/atrium/ota/verity"
 )
 
 // TestBuildReal builds the image for real, twice, from the cached Debian
@@ -70,7 +68,11 @@ func TestBuildReal(t *testing.T) {
 	}
 	// The manifest's root hash is the tree's, and veritysetup checks the
 	// whole file system against it.
-	v := hashTree(t, filepath.Join(out1, RootfsFile))
+	slot, err := DiskSlot(out1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := slot.Verity
 	if v.RootHash != m1.VerityRootHash || v.HashOffset != m1.VerityHashOffset {
 		t.Errorf("tree %s at %d, manifest says %s at %d", v.RootHash, v.HashOffset, m1.VerityRootHash, m1.VerityHashOffset)
 	}
@@ -144,18 +146,4 @@ func run(t *testing.T, name string, args ...string) []byte {
 		t.Fatalf("%s: %v", Cmd{Name: name, Args: args}, err)
 	}
 	return out
-}
-
-func hashTree(t *testing.T, img string) *verity.Tree {
-	t.Helper()
-	f, err := os.Open(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	v, err := verity.Read(f)
-	if err != nil {
-		t.Fatalf("hash tree of %s: %v", img, err)
-	}
-	return v
 }
